@@ -1,0 +1,147 @@
+//! Stable error codes. Each code fixes an HTTP status, a title and a problem type, so a
+//! client can branch on `type` and never on prose (RFC 9457).
+
+use serde::Serialize;
+
+/// Every way a request can fail, named once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// The request is malformed or a field is invalid.
+    Validation,
+    /// The body is not JSON, or not JSON of the expected shape.
+    MalformedBody,
+    /// The body's content type is not one the endpoint reads.
+    UnsupportedMediaType,
+    /// The body is larger than the endpoint allows.
+    PayloadTooLarge,
+    /// No credential, or one that does not verify.
+    Unauthorized,
+    /// A valid credential without the permission needed.
+    Forbidden,
+    /// No such resource for this tenant.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The request conflicts with the resource's state.
+    Conflict,
+    /// Well-formed, but breaks a business rule.
+    Unprocessable,
+    /// Too many requests in the current window.
+    RateLimited,
+    /// The service is overloaded or not ready; retry later.
+    Unavailable,
+    /// The work took longer than its time limit.
+    Timeout,
+    /// A fault on our side; details are in the server log, never in the answer.
+    Internal,
+}
+
+impl Code {
+    pub const fn status(self) -> u16 {
+        match self {
+            Code::Validation | Code::MalformedBody => 400,
+            Code::Unauthorized => 401,
+            Code::Forbidden => 403,
+            Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
+            Code::Conflict => 409,
+            Code::PayloadTooLarge => 413,
+            Code::UnsupportedMediaType => 415,
+            Code::Unprocessable => 422,
+            Code::RateLimited => 429,
+            Code::Internal => 500,
+            Code::Unavailable => 503,
+            Code::Timeout => 504,
+        }
+    }
+
+    pub const fn title(self) -> &'static str {
+        match self {
+            Code::Validation => "Validation Error",
+            Code::MalformedBody => "Malformed Request Body",
+            Code::UnsupportedMediaType => "Unsupported Media Type",
+            Code::PayloadTooLarge => "Payload Too Large",
+            Code::Unauthorized => "Unauthorized",
+            Code::Forbidden => "Forbidden",
+            Code::NotFound => "Not Found",
+            Code::MethodNotAllowed => "Method Not Allowed",
+            Code::Conflict => "Conflict",
+            Code::Unprocessable => "Unprocessable Entity",
+            Code::RateLimited => "Too Many Requests",
+            Code::Unavailable => "Service Unavailable",
+            Code::Timeout => "Timeout",
+            Code::Internal => "Internal Server Error",
+        }
+    }
+
+    /// The last segment of the problem `type`; stable across releases.
+    pub const fn slug(self) -> &'static str {
+        match self {
+            Code::Validation => "validation",
+            Code::MalformedBody => "malformed_body",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::Unauthorized => "unauthorized",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::Conflict => "conflict",
+            Code::Unprocessable => "unprocessable",
+            Code::RateLimited => "rate_limit",
+            Code::Unavailable => "unavailable",
+            Code::Timeout => "timeout",
+            Code::Internal => "internal",
+        }
+    }
+
+    /// The problem `type` URI. Relative, so it resolves against the server that answered;
+    /// `GET /problems/{slug}` documents each one.
+    pub fn type_uri(self) -> String {
+        format!("/problems/{}", self.slug())
+    }
+
+    pub const ALL: [Code; 14] = [
+        Code::Validation,
+        Code::MalformedBody,
+        Code::UnsupportedMediaType,
+        Code::PayloadTooLarge,
+        Code::Unauthorized,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::Conflict,
+        Code::Unprocessable,
+        Code::RateLimited,
+        Code::Unavailable,
+        Code::Timeout,
+        Code::Internal,
+    ];
+}
+
+/// One invalid field of a request, as RFC 9457's `errors[]` extension lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn slugs_are_unique_and_statuses_are_errors() {
+        let slugs: HashSet<_> = Code::ALL.iter().map(|c| c.slug()).collect();
+        assert_eq!(slugs.len(), Code::ALL.len());
+        for c in Code::ALL {
+            assert!((400..600).contains(&c.status()), "{c:?}");
+        }
+    }
+}

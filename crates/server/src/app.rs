@@ -1,0 +1,171 @@
+//! Wiring: opens the stores, starts the writer, builds the router, serves, and shuts down
+//! in order (stop taking requests, drain the queue, checkpoint).
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::ingest::{Ingestor, Writer};
+use crate::store::{EventReader, MetaStore, NewUser, StoreError, duckdb, sqlite};
+use anyhow::Context;
+use sightline_core::model::{Role, TenantId};
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// What every handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
+    pub config: Config,
+    pub meta: Arc<dyn MetaStore>,
+    pub events: Arc<dyn EventReader>,
+    pub ingest: Ingestor,
+    pub auth: Authenticator,
+    pub started: Instant,
+}
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The stores, opened and migrated.
+pub struct Stores {
+    pub meta: Arc<dyn MetaStore>,
+    pub events: Arc<dyn EventReader>,
+    pub sink: duckdb::DuckSink,
+}
+
+pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
+    if !cfg.in_memory {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    }
+    let meta = sqlite::SqliteMeta::open(cfg.sqlite_path().as_deref()).await?;
+    let duck_path = cfg.duckdb_path();
+    let readers = cfg.max_readers;
+    let (sink, reader) = tokio::task::spawn_blocking(move || duckdb::open(duck_path.as_deref(), readers)).await??;
+    Ok(Stores { meta: Arc::new(meta), events: Arc::new(reader), sink })
+}
+
+/// A built service, bound to its address, not yet serving.
+pub struct App {
+    state: AppState,
+    writer: Writer,
+    listener: TcpListener,
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        crate::telemetry::prometheus();
+        let stores = open_stores(&config).await?;
+        let secret = match &config.jwt_secret {
+            Some(s) => s.expose().to_owned(),
+            None => stores.meta.setting_or_init("jwt_secret", &random_secret).await.map_err(anyhow_of)?,
+        };
+        bootstrap_admin(&config, stores.meta.as_ref()).await?;
+        let (ingest, writer) = Ingestor::start(stores.sink, config.ingest_queue, config.ingest_max_batch);
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let auth = Authenticator::new(&secret, stores.meta.clone());
+        let state = AppState(Arc::new(Services {
+            config,
+            meta: stores.meta,
+            events: stores.events,
+            ingest,
+            auth,
+            started: Instant::now(),
+        }));
+        Ok(App { state, writer, listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests (up to the
+    /// grace period), commits what is queued and checkpoints.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App { state, writer, listener } = self;
+        let service = crate::http::service(state.clone());
+        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
+        });
+        let serving = tokio::spawn(async move { server.await });
+        let mut serving = serving;
+        tokio::select! {
+            r = &mut serving => { r??; }
+            _ = async { let _ = stop_rx.await; tokio::time::sleep(grace).await; } => {
+                tracing::warn!("in-flight requests outlived the grace period; stopping anyway");
+                serving.abort();
+            }
+        }
+        tracing::info!("draining the ingest queue and checkpointing");
+        state.ingest.shutdown().await.context("final commit and checkpoint")?;
+        tokio::task::spawn_blocking(move || writer.join()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the OS random source");
+    hex::encode(b)
+}
+
+fn anyhow_of(e: StoreError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// Creates the configured admin in the default tenant on first start; later starts leave
+/// the user (and a password changed since) alone.
+async fn bootstrap_admin(cfg: &Config, meta: &dyn MetaStore) -> anyhow::Result<()> {
+    let tenant = TenantId::default_tenant();
+    meta.ensure_tenant(&tenant, "Default").await.map_err(anyhow_of)?;
+    let (Some(user), Some(password)) = (&cfg.admin_username, &cfg.admin_password) else {
+        return Ok(());
+    };
+    if meta.find_user(&tenant, user).await.map_err(anyhow_of)?.is_some() {
+        return Ok(());
+    }
+    let hash = crate::auth::password::hash(password.expose())?;
+    meta.create_user(NewUser { tenant: &tenant, username: user, password_hash: &hash, role: Role::Admin })
+        .await
+        .map_err(anyhow_of)?;
+    tracing::info!(username = %user, "created the configured admin in the default tenant");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}

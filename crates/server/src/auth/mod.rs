@@ -1,0 +1,183 @@
+//! Who is calling. A handler states what it needs in its signature: `Caller<CanRead>`
+//! will not run for a caller without the read permission, so no handler can forget the
+//! check. Credentials are HS256 JWTs (an external auth server shares the secret, as
+//! seed 003 does) and API keys made by the CLI.
+
+pub mod api_key;
+pub mod jwt;
+pub mod password;
+
+use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::store::MetaStore;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sightline_core::model::{Permission, Role, TenantId};
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Jwt,
+    ApiKey,
+}
+
+/// An authenticated caller, inside one tenant.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant: TenantId,
+    /// The token's `sub`, or the API key's id.
+    pub subject: String,
+    /// The strongest role held, for display.
+    pub role: Role,
+    /// Every role held (a JWT's `roles` may name several); a permission of any counts.
+    pub roles: Vec<Role>,
+    /// May manage tenants and act in any tenant (`X-Tenant-ID`).
+    pub superuser: bool,
+    pub via: AuthMethod,
+}
+
+impl Principal {
+    pub fn allows(&self, p: Permission) -> bool {
+        self.roles.iter().any(|r| r.allows(p))
+    }
+}
+
+/// A permission an endpoint demands, as a type.
+pub trait Need: Send + Sync + 'static {
+    const PERMISSION: Permission;
+    const WHAT: &'static str;
+}
+
+macro_rules! need {
+    ($name:ident, $perm:ident, $what:literal) => {
+        pub struct $name;
+        impl Need for $name {
+            const PERMISSION: Permission = Permission::$perm;
+            const WHAT: &'static str = $what;
+        }
+    };
+}
+need!(CanIngest, Ingest, "send events");
+need!(CanRead, Read, "read analytics");
+need!(CanAuthor, Author, "create dashboards, reports and queries");
+need!(CanManage, Manage, "manage the tenant");
+
+/// The extractor: an authenticated caller allowed `N`.
+pub struct Caller<N: Need> {
+    pub principal: Principal,
+    _need: PhantomData<N>,
+}
+
+impl<N: Need> std::ops::Deref for Caller<N> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<N: Need> FromRequestParts<AppState> for Caller<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = state.auth.authenticate(parts).await?;
+        if !principal.allows(N::PERMISSION) {
+            return Err(ApiError::forbidden(format!(
+                "role '{}' may not {}; this endpoint needs a role with that permission",
+                principal.role,
+                N::WHAT
+            )));
+        }
+        Ok(Caller { principal, _need: PhantomData })
+    }
+}
+
+/// Checks credentials. Shared by all requests.
+pub struct Authenticator {
+    jwt: jwt::JwtVerifier,
+    keys: api_key::KeyCache,
+    meta: Arc<dyn MetaStore>,
+    /// Tenants known to exist, so that a valid token for a new tenant creates it once.
+    known_tenants: Mutex<HashSet<TenantId>>,
+}
+
+impl Authenticator {
+    pub fn new(jwt_secret: &str, meta: Arc<dyn MetaStore>) -> Self {
+        Self {
+            jwt: jwt::JwtVerifier::hs256(jwt_secret.as_bytes()),
+            keys: api_key::KeyCache::default(),
+            meta,
+            known_tenants: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "no credential: send 'Authorization: Bearer <token>' with a JWT or an API key",
+            ));
+        };
+        let value =
+            value.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not visible ASCII"))?;
+        let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim) else {
+            return Err(ApiError::unauthorized("the Authorization header must use the Bearer scheme"));
+        };
+        if token.is_empty() {
+            return Err(ApiError::unauthorized("the Bearer credential is empty"));
+        }
+        let mut principal = if api_key::looks_like_key(token) {
+            self.keys.verify(token, self.meta.as_ref()).await?
+        } else {
+            self.jwt.verify(token)?
+        };
+        if principal.via == AuthMethod::Jwt {
+            self.ensure_tenant(&principal.tenant).await?;
+        }
+        if let Some(h) = parts.headers.get("x-tenant-id") {
+            let asked = h
+                .to_str()
+                .ok()
+                .and_then(|s| TenantId::parse(s.trim()).ok())
+                .ok_or_else(|| ApiError::field("X-Tenant-ID", "X-Tenant-ID is not a valid tenant id"))?;
+            if asked != principal.tenant {
+                if !principal.superuser {
+                    return Err(ApiError::forbidden(format!(
+                        "X-Tenant-ID '{asked}' differs from the credential's tenant"
+                    )));
+                }
+                self.ensure_known(&asked).await?;
+                principal.tenant = asked;
+            }
+        }
+        Ok(principal)
+    }
+
+    async fn ensure_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        if self.known_tenants.lock().expect("tenant cache").contains(tenant) {
+            return Ok(());
+        }
+        if self.meta.ensure_tenant(tenant, tenant.as_str()).await? {
+            tracing::info!(tenant = %tenant, "tenant created on first valid token");
+        }
+        self.known_tenants.lock().expect("tenant cache").insert(tenant.clone());
+        Ok(())
+    }
+
+    /// A superuser may switch only to a tenant that exists.
+    async fn ensure_known(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        if self.known_tenants.lock().expect("tenant cache").contains(tenant) {
+            return Ok(());
+        }
+        match self.meta.get_tenant(tenant).await? {
+            Some(_) => {
+                self.known_tenants.lock().expect("tenant cache").insert(tenant.clone());
+                Ok(())
+            }
+            None => Err(ApiError::not_found(format!("no tenant '{tenant}'"))),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! `sightline bench ...`: benchmarks anyone can rerun, reporting ratios measured in one
+//! run so that a shared machine's drift cancels out.
+
+pub mod ingest;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Ingest throughput and latency: raw DuckDB Appender vs batches vs single events.
+    Ingest(ingest::IngestArgs),
+}
+
+pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Ingest(args) => ingest::run(args, rt),
+    }
+}

@@ -1,0 +1,223 @@
+//! Configuration, layered: built-in defaults < TOML file (`--config`) < `SIGHTLINE_*`
+//! environment < command-line flags. Checked once at start; a bad value stops the
+//! service with a message that names the setting.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A value that must never reach a log line: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for machines.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Folder of the embedded stores (`sightline.duckdb`, `sightline.sqlite`).
+    pub data_dir: PathBuf,
+    /// Keep everything in memory and write nothing to disk (tests, demos).
+    pub in_memory: bool,
+    /// HS256 secret shared with an external auth server. Without one, Sightline makes a
+    /// random secret on first start and keeps it in the meta store.
+    pub jwt_secret: Option<Secret>,
+    /// On first start, create this admin in the default tenant.
+    pub admin_username: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `sightline=debug,tower_http=info`.
+    pub log_level: String,
+    /// Ingest requests that may wait for the writer; beyond it a request gets 503.
+    pub ingest_queue: usize,
+    /// Most events the writer commits in one transaction.
+    pub ingest_max_batch: usize,
+    /// Analytics queries that may run at once.
+    pub max_readers: usize,
+    /// Seconds a shutdown waits for in-flight requests before it stops anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./data"),
+            in_memory: false,
+            jwt_secret: None,
+            admin_username: None,
+            admin_password: None,
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            ingest_queue: 4096,
+            ingest_max_batch: 20_000,
+            max_readers: 4,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Settings given on the command line; only those present override the layers below.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_memory: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Environment variables that start with `SIGHTLINE_` but are not settings: the dev
+/// script's own.
+const NOT_SETTINGS: [&str; 1] = ["SIGHTLINE_DUCKDB_DIR"];
+
+impl Config {
+    /// Loads every layer and validates the result.
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> anyhow::Result<Config> {
+        Self::from_figment(Self::figment(file, flags))
+    }
+
+    pub fn figment(file: Option<&Path>, flags: &FlagOverrides) -> Figment {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig.merge(Env::prefixed("SIGHTLINE_").ignore(&NOT_SETTINGS.map(|k| &k["SIGHTLINE_".len()..])))
+            .merge(Serialized::defaults(flags))
+    }
+
+    pub fn from_figment(fig: Figment) -> anyhow::Result<Config> {
+        let cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let bad = |name: &str, why: &str| Err(anyhow::anyhow!("invalid configuration: {name} {why}"));
+        if let Some(s) = &self.jwt_secret {
+            if s.expose().len() < 16 {
+                return bad("jwt_secret (SIGHTLINE_JWT_SECRET)", "must be at least 16 characters");
+            }
+        }
+        match (&self.admin_username, &self.admin_password) {
+            (Some(_), None) | (None, Some(_)) => {
+                return bad("admin_username / admin_password", "must be given together");
+            }
+            (Some(u), Some(p)) => {
+                if u.trim().is_empty() {
+                    return bad("admin_username (SIGHTLINE_ADMIN_USERNAME)", "must not be empty");
+                }
+                if p.expose().len() < 8 {
+                    return bad("admin_password (SIGHTLINE_ADMIN_PASSWORD)", "must be at least 8 characters");
+                }
+            }
+            (None, None) => {}
+        }
+        if self.ingest_queue == 0 {
+            return bad("ingest_queue", "must be at least 1");
+        }
+        if self.ingest_max_batch == 0 {
+            return bad("ingest_max_batch", "must be at least 1");
+        }
+        if self.max_readers == 0 {
+            return bad("max_readers", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn duckdb_path(&self) -> Option<PathBuf> {
+        (!self.in_memory).then(|| self.data_dir.join("sightline.duckdb"))
+    }
+
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        (!self.in_memory).then(|| self.data_dir.join("sightline.sqlite"))
+    }
+}
+
+/// `SIGHTLINE_*` variables that name no setting: most likely a typo, worth a warning.
+pub fn unknown_env_vars() -> Vec<String> {
+    let known: Vec<String> = serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().map(|k| format!("SIGHTLINE_{}", k.to_uppercase())).collect()))
+        .unwrap_or_default();
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("SIGHTLINE_"))
+        .filter(|k| !known.contains(k) && !NOT_SETTINGS.contains(&k.as_str()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_override_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "s.toml",
+                "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\nmax_readers = 2\n",
+            )?;
+            jail.set_env("SIGHTLINE_DATA_DIR", "/tmp/from-env");
+            jail.set_env("SIGHTLINE_JWT_SECRET", "0123456789abcdef0123");
+            let flags = FlagOverrides { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+            let cfg = Config::load(Some(Path::new("s.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.port(), 9100, "flag beats file");
+            assert_eq!(cfg.data_dir, PathBuf::from("/tmp/from-env"), "env beats file");
+            assert_eq!(cfg.max_readers, 2, "file beats default");
+            assert_eq!(cfg.ingest_queue, Config::default().ingest_queue, "default stays");
+            assert_eq!(format!("{:?}", cfg.jwt_secret), "Some([redacted])");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE_LISTEN", "not-an-address");
+            let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.to_lowercase().contains("listen"), "{err}");
+            jail.set_env("SIGHTLINE_LISTEN", "127.0.0.1:1");
+            jail.set_env("SIGHTLINE_JWT_SECRET", "short");
+            let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.contains("SIGHTLINE_JWT_SECRET"), "{err}");
+            jail.set_env("SIGHTLINE_JWT_SECRET", "0123456789abcdef0123");
+            jail.set_env("SIGHTLINE_ADMIN_USERNAME", "root");
+            let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.contains("together"), "{err}");
+            Ok(())
+        });
+    }
+}

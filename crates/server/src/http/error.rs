@@ -1,0 +1,138 @@
+//! The one error type of the HTTP layer. Every failure leaves as RFC 9457
+//! `application/problem+json`: `type`, `title`, `status`, `detail`, `instance`, and for
+//! validation `errors[]` of `{field, message}`.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sightline_core::code::{Code, FieldError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: Code,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into(), errors: Vec::new(), retry_after: None }
+    }
+
+    pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self { errors, ..Self::new(Code::Validation, detail) }
+    }
+
+    /// One invalid field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::validation(message.clone(), vec![FieldError::new(field, message)])
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(Code::Unauthorized, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>, retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(Code::Unavailable, detail) }
+    }
+
+    /// A fault on our side: logged in full, answered without internals.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(Code::Internal, "an internal error occurred; the server log has the details")
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Conflict(m) => ApiError::new(Code::Conflict, m),
+            crate::store::StoreError::Backend(e) => ApiError::internal(format!("{e:#}")),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl ApiError {
+    fn render(&self, instance: Option<&str>, request_id: Option<&str>) -> Response {
+        let body = ProblemBody {
+            kind: self.code.type_uri(),
+            title: self.code.title(),
+            status: self.code.status(),
+            detail: &self.detail,
+            instance,
+            errors: &self.errors,
+            request_id,
+        };
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.code == sightline_core::code::Code::Unauthorized {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res.extensions_mut().insert(self.clone());
+        res
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(None, None)
+    }
+}
+
+/// Fills in `instance` (the request's path) and `request_id` of every problem answer: the
+/// handler that fails does not know them, the middleware does.
+pub async fn complete_problems(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let res = next.run(req).await;
+    match res.extensions().get::<ApiError>() {
+        Some(err) => {
+            let mut out = err.render(Some(&path), request_id.as_deref());
+            // Keep headers the handler or inner layers set (rate-limit headers, ...).
+            for (k, v) in res.headers() {
+                if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                    out.headers_mut().insert(k.clone(), v.clone());
+                }
+            }
+            out
+        }
+        None => res,
+    }
+}

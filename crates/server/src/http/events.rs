@@ -1,0 +1,257 @@
+//! Event ingest and read-back under `/api/v1/analytics`: seed 001's and seed 004's
+//! `/events`, seed 004's `/events/batch`, seed 003's `/track/activity`.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::auth::{Caller, CanIngest, CanRead};
+use crate::ingest::{IngestError, to_row};
+use crate::store::{EventFilter, EventRow, Page, StoredEvent};
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sightline_core::code::{Code, FieldError};
+use sightline_core::event::{parse_activity, parse_event, parse_timestamp};
+
+/// Most events one batch may hold.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+/// Body limits: one event, and one batch.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = 10 * 1024 * 1024;
+/// Most events one list answer holds.
+pub const MAX_LIST_LIMIT: u64 = 1000;
+pub const DEFAULT_LIST_LIMIT: u64 = 100;
+
+/// Now, at the microsecond precision the store keeps, so answers match reads.
+fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+async fn commit(state: &AppState, rows: Vec<EventRow>) -> ApiResult<()> {
+    state.ingest.submit(rows).await.map_err(|e| match e {
+        IngestError::Busy => ApiError::unavailable("the ingest queue is full; retry after the Retry-After delay", 1),
+        IngestError::Closed => ApiError::unavailable("the service is shutting down", 5),
+        IngestError::Failed(m) => ApiError::internal(m),
+    })
+}
+
+/// `POST /events`: one event, in seed 001's or seed 004's shape.
+pub async fn track_event(
+    caller: Caller<CanIngest>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let now = now();
+    let ev = parse_event(body, "", now, new_id).map_err(|errs| invalid_event(errs))?;
+    let (id, ts) = (ev.event_id.clone(), ev.timestamp);
+    commit(&state, vec![to_row(&caller.tenant, ev, now)]).await?;
+    Ok(Json(json!({ "success": true, "tracked": true, "event_id": id, "timestamp": rfc3339(ts) })))
+}
+
+fn invalid_event(errors: Vec<FieldError>) -> ApiError {
+    let detail = match errors.as_slice() {
+        [one] => one.message.clone(),
+        _ => format!("the event has {} invalid fields", errors.len()),
+    };
+    ApiError::validation(detail, errors)
+}
+
+/// `POST /events/batch`: `{"events": [...]}`. Good events are stored even when others
+/// fail; the answer lists each failure with its index.
+pub async fn track_batch(
+    caller: Caller<CanIngest>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let now = now();
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::field("body", "a batch is a JSON object: {\"events\": [...]}"));
+    };
+    let events = match obj.remove("events") {
+        Some(Value::Array(a)) => a,
+        None | Some(Value::Null) => return Err(ApiError::field("events", "events is required: an array of events")),
+        Some(_) => return Err(ApiError::field("events", "events must be an array of events")),
+    };
+    if events.is_empty() {
+        return Err(ApiError::field("events", "events must hold at least one event"));
+    }
+    if events.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::new(
+            Code::PayloadTooLarge,
+            format!("a batch holds at most {MAX_BATCH_EVENTS} events; this one has {}", events.len()),
+        ));
+    }
+    let total = events.len();
+    let mut rows = Vec::with_capacity(total);
+    let mut ids = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    for (i, item) in events.into_iter().enumerate() {
+        match parse_event(item, &format!("events[{i}]."), now, new_id) {
+            Ok(ev) => {
+                ids.push(ev.event_id.clone());
+                rows.push(to_row(&caller.tenant, ev, now));
+            }
+            Err(errs) => {
+                for e in errs {
+                    errors.push(json!({ "index": i, "field": e.field, "message": e.message }));
+                }
+            }
+        }
+    }
+    if rows.is_empty() {
+        let fields = errors
+            .iter()
+            .map(|e| {
+                FieldError::new(e["field"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default())
+            })
+            .collect();
+        return Err(ApiError::validation(format!("none of the {total} events is valid"), fields));
+    }
+    let tracked = rows.len();
+    commit(&state, rows).await?;
+    let failed_indexes: std::collections::BTreeSet<u64> = errors.iter().filter_map(|e| e["index"].as_u64()).collect();
+    Ok(Json(json!({
+        "success": true,
+        "tracked": tracked,
+        "failed": failed_indexes.len(),
+        "event_ids": ids,
+        "errors": errors,
+    })))
+}
+
+/// `POST /track/activity` (seed 003): an activity of the calling user.
+pub async fn track_activity(
+    caller: Caller<CanIngest>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let now = now();
+    let ev = parse_activity(body, &caller.subject, now, new_id).map_err(invalid_event)?;
+    let (id, name, ts) = (ev.event_id.clone(), ev.name.clone(), ev.timestamp);
+    commit(&state, vec![to_row(&caller.tenant, ev, now)]).await?;
+    Ok(Json(json!({
+        "success": true,
+        "tracked": true,
+        "message": "Activity tracked successfully",
+        "event_id": id,
+        "activity_type": name,
+        "user_id": caller.subject,
+        "timestamp": rfc3339(ts),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    #[serde(alias = "event_type", alias = "name")]
+    event_name: Option<String>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    #[serde(alias = "start")]
+    start_date: Option<String>,
+    #[serde(alias = "end")]
+    end_date: Option<String>,
+    skip: Option<u64>,
+    limit: Option<u64>,
+    /// 1-based; when present the answer is `{data, pagination}` (seed 001's envelope).
+    page: Option<u64>,
+}
+
+fn date_param(field: &str, v: &Option<String>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, FieldError> {
+    let Some(s) = v.as_deref().filter(|s| !s.is_empty()) else { return Ok(None) };
+    // A bare date means its midnight, UTC.
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(Some(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));
+    }
+    match parse_timestamp(s, now + chrono::Duration::days(36500)) {
+        Ok(t) => Ok(Some(t)),
+        Err(m) => Err(FieldError::new(field, m.replace("timestamp", field))),
+    }
+}
+
+pub fn event_json(e: StoredEvent) -> Value {
+    json!({
+        "event_id": e.event_id,
+        "event_name": e.name,
+        "event_type": e.name,
+        "user_id": e.user_id,
+        "session_id": e.session_id,
+        "timestamp": rfc3339(e.timestamp),
+        "received_at": rfc3339(e.received_at),
+        "properties": e.properties,
+        "context": e.context,
+    })
+}
+
+/// `GET /events`: newest first.
+pub async fn list_events(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let now = Utc::now();
+    let mut errors = Vec::new();
+    let start = date_param("start_date", &p.start_date, now).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    let end = date_param("end_date", &p.end_date, now).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            errors.push(FieldError::new("end_date", "end_date is before start_date"));
+        }
+    }
+    if p.limit == Some(0) {
+        errors.push(FieldError::new("limit", "limit must be at least 1"));
+    }
+    if p.page == Some(0) {
+        errors.push(FieldError::new("page", "page starts at 1"));
+    }
+    if !errors.is_empty() {
+        let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
+        return Err(ApiError::validation(detail, errors));
+    }
+    let filter = EventFilter { name: p.event_name, user_id: p.user_id, session_id: p.session_id, start, end };
+    let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);
+    let offset = match p.page {
+        Some(page) => (page - 1).saturating_mul(limit),
+        None => p.skip.unwrap_or(0),
+    };
+    let events = state.events.list_events(&caller.tenant, &filter, Page { offset, limit }).await?;
+    let data: Vec<Value> = events.into_iter().map(event_json).collect();
+    match p.page {
+        None => Ok(Json(Value::Array(data))),
+        Some(page) => {
+            let total = state.events.count_events(&caller.tenant, &filter).await?;
+            Ok(Json(json!({
+                "data": data,
+                "pagination": { "page": page, "limit": limit, "total": total, "total_pages": total.div_ceil(limit) },
+            })))
+        }
+    }
+}
+
+/// `GET /events/{id}`: another tenant's event is as absent as one never sent.
+pub async fn get_event(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    match state.events.get_event(&caller.tenant, &id).await? {
+        Some(e) => Ok(Json(event_json(e))),
+        None => Err(ApiError::not_found(format!("no event with id '{id}'"))),
+    }
+}

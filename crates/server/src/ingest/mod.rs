@@ -1,0 +1,319 @@
+//! The ingest path: request tasks validate events and hand them to one writer thread
+//! through a bounded queue; the writer commits whatever has queued up in one transaction
+//! (group commit) and only then answers each request. So an acknowledged event is a
+//! committed event, and a burst costs a few large commits instead of many small ones.
+//!
+//! The queue is bounded: when it is full a request is refused at once ([`IngestError::Busy`],
+//! a 503 with `Retry-After`) rather than queued without limit or dropped.
+
+use crate::store::{EventRow, EventSink};
+use crate::telemetry::names;
+use chrono::{DateTime, Utc};
+use sightline_core::event::NewEvent;
+use sightline_core::model::TenantId;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the ingest queue is full")]
+    Busy,
+    #[error("the service is shutting down")]
+    Closed,
+    #[error("commit failed: {0}")]
+    Failed(String),
+}
+
+/// Turns a validated event into the row the writer appends. Serialization happens here,
+/// on the request's task, so that the one writer thread does as little as possible.
+pub fn to_row(tenant: &TenantId, ev: NewEvent, received_at: DateTime<Utc>) -> EventRow {
+    let context_json = (!ev.context.is_empty()).then(|| serde_json::Value::Object(ev.context).to_string());
+    EventRow {
+        id_key: EventRow::id_key(tenant, &ev.event_id),
+        tenant_id: tenant.clone(),
+        event_id: ev.event_id,
+        name: ev.name,
+        user_id: ev.user_id,
+        session_id: ev.session_id,
+        timestamp: ev.timestamp,
+        received_at,
+        properties_json: serde_json::Value::Object(ev.properties).to_string(),
+        context_json,
+    }
+}
+
+struct Job {
+    rows: Vec<EventRow>,
+    reply: oneshot::Sender<Result<(), IngestError>>,
+}
+
+enum Msg {
+    Job(Job),
+    /// Commit everything queued before it, checkpoint, and stop.
+    Shutdown(oneshot::Sender<anyhow::Result<()>>),
+}
+
+/// The handle request tasks submit to. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingestor {
+    tx: mpsc::Sender<Msg>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// The writer thread, to be stopped with [`Ingestor::shutdown`] and then joined.
+pub struct Writer(std::thread::JoinHandle<()>);
+
+impl Writer {
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the ingest writer thread panicked");
+        }
+    }
+}
+
+impl Ingestor {
+    /// Starts the writer thread on `sink`. `queue` bounds waiting requests; `max_batch`
+    /// bounds the events of one commit.
+    pub fn start(sink: impl EventSink, queue: usize, max_batch: usize) -> (Ingestor, Writer) {
+        let (tx, rx) = mpsc::channel(queue);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let d = depth.clone();
+        let handle = std::thread::Builder::new()
+            .name("sightline-writer".into())
+            .spawn(move || writer_loop(sink, rx, d, max_batch))
+            .expect("spawning the writer thread");
+        (Ingestor { tx, depth }, Writer(handle))
+    }
+
+    /// Queues `rows` and waits until they are committed (or refused).
+    pub async fn submit(&self, rows: Vec<EventRow>) -> Result<(), IngestError> {
+        let (reply, answer) = oneshot::channel();
+        // Counted before sending: the writer may take the job before try_send returns.
+        let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.tx.try_send(Msg::Job(Job { rows, reply })) {
+            Ok(()) => metrics::gauge!(names::INGEST_QUEUE_DEPTH).set(d as f64),
+            Err(e) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        metrics::counter!(names::INGEST_REJECTED).increment(1);
+                        IngestError::Busy
+                    }
+                    mpsc::error::TrySendError::Closed(_) => IngestError::Closed,
+                });
+            }
+        }
+        // The writer answers every job it takes; a dropped sender means it died.
+        answer.await.unwrap_or(Err(IngestError::Closed))
+    }
+
+    /// Commits everything already queued, checkpoints the store, and stops the writer.
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(done)).await.is_err() {
+            return Ok(()); // already stopped
+        }
+        wait.await.unwrap_or(Ok(()))
+    }
+
+    /// True when no more work is taken.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc<AtomicUsize>, max_batch: usize) {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut rows: Vec<EventRow> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut stop = None;
+        let mut msg = Some(first);
+        let mut taken = 0usize;
+        // Take what is queued now, up to max_batch events: the group of this commit.
+        while let Some(m) = msg.take() {
+            match m {
+                Msg::Job(job) => {
+                    taken += 1;
+                    rows.extend_from_slice(&job.rows);
+                    jobs.push(job);
+                }
+                Msg::Shutdown(done) => {
+                    stop = Some(done);
+                    break;
+                }
+            }
+            if rows.len() >= max_batch {
+                break;
+            }
+            msg = rx.try_recv().ok();
+        }
+        let d = depth.fetch_sub(taken, Ordering::Relaxed).saturating_sub(taken);
+        metrics::gauge!(names::INGEST_QUEUE_DEPTH).set(d as f64);
+        if !jobs.is_empty() {
+            commit_group(&mut sink, &mut jobs, &rows);
+            rows.clear();
+        }
+        if let Some(done) = stop {
+            rx.close();
+            // Jobs that raced in behind the shutdown are still committed.
+            while let Ok(Msg::Job(job)) = rx.try_recv() {
+                commit_one(&mut sink, job);
+            }
+            let _ = done.send(sink.checkpoint());
+            return;
+        }
+    }
+    let _ = sink.checkpoint();
+}
+
+fn commit_group(sink: &mut impl EventSink, jobs: &mut Vec<Job>, rows: &[EventRow]) {
+    let started = Instant::now();
+    match sink.commit(rows) {
+        Ok(outcome) => {
+            record(rows.len(), outcome.inserted, started);
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Ok(()));
+            }
+        }
+        Err(e) if jobs.len() > 1 => {
+            // One request's rows may be what failed; retry each alone so that the
+            // others still land and only the culprit hears of it.
+            tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing requests one by one");
+            for job in jobs.drain(..) {
+                commit_one(sink, job);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed");
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Err(IngestError::Failed(e.to_string())));
+            }
+        }
+    }
+}
+
+fn commit_one(sink: &mut impl EventSink, job: Job) {
+    let started = Instant::now();
+    let result = sink.commit(&job.rows).map(|o| record(job.rows.len(), o.inserted, started)).map_err(|e| {
+        tracing::error!(error = %e, "commit failed");
+        IngestError::Failed(e.to_string())
+    });
+    let _ = job.reply.send(result);
+}
+
+fn record(rows: usize, inserted: u64, started: Instant) {
+    metrics::histogram!(names::INGEST_COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(names::INGEST_COMMIT_SIZE).record(rows as f64);
+    metrics::counter!(names::EVENTS_STORED).increment(inserted);
+    metrics::counter!(names::EVENTS_DUPLICATE).increment(rows as u64 - inserted.min(rows as u64));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CommitOutcome;
+    use std::sync::Mutex;
+
+    /// A sink that waits on a gate before each commit and records group sizes: enough to
+    /// watch the queue fill and the groups form.
+    struct GatedSink {
+        gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+        groups: Arc<Mutex<Vec<usize>>>,
+        fail_on: Option<&'static str>,
+    }
+
+    impl EventSink for GatedSink {
+        fn commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
+            self.gate.lock().unwrap().recv().ok();
+            if let Some(bad) = self.fail_on {
+                if rows.iter().any(|r| r.name == bad) {
+                    anyhow::bail!("refused");
+                }
+            }
+            self.groups.lock().unwrap().push(rows.len());
+            Ok(CommitOutcome { inserted: rows.len() as u64 })
+        }
+        fn checkpoint(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn row(name: &str) -> EventRow {
+        let t = TenantId::default_tenant();
+        let ev = NewEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            user_id: None,
+            session_id: None,
+            timestamp: Utc::now(),
+            properties: Default::default(),
+            context: Default::default(),
+        };
+        to_row(&t, ev, Utc::now())
+    }
+
+    fn gated(fail_on: Option<&'static str>) -> (GatedSink, std::sync::mpsc::Sender<()>, Arc<Mutex<Vec<usize>>>) {
+        let (open, gate) = std::sync::mpsc::channel();
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        (GatedSink { gate: Arc::new(Mutex::new(gate)), groups: groups.clone(), fail_on }, open, groups)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_and_queued_jobs_share_a_commit() {
+        let (sink, open, groups) = gated(None);
+        let (ing, writer) = Ingestor::start(sink, 3, 1000);
+        // The first job is taken by the writer, which then blocks on the gate.
+        let first = tokio::spawn({
+            let ing = ing.clone();
+            async move { ing.submit(vec![row("a")]).await }
+        });
+        // Give the writer time to take it off the queue and block on the gate.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(ing.depth.load(Ordering::Relaxed), 0);
+        // Three more fill the queue; the fifth is refused.
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            let ing = ing.clone();
+            waiting.push(tokio::spawn(async move { ing.submit(vec![row("b"), row("c")]).await }));
+        }
+        while ing.depth.load(Ordering::Relaxed) < 3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(ing.submit(vec![row("d")]).await, Err(IngestError::Busy)));
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+        // One commit for the first job, one for the three that queued behind it.
+        assert_eq!(*groups.lock().unwrap(), vec![1, 6]);
+        ing.shutdown().await.unwrap();
+        writer.join();
+        assert!(matches!(ing.submit(vec![row("e")]).await, Err(IngestError::Closed)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_request_does_not_sink_its_group() {
+        let (sink, open, groups) = gated(Some("poison"));
+        let (ing, writer) = Ingestor::start(sink, 16, 1000);
+        for _ in 0..10 {
+            open.send(()).unwrap();
+        }
+        let good = {
+            let ing = ing.clone();
+            tokio::spawn(async move { ing.submit(vec![row("ok"), row("ok")]).await })
+        };
+        let bad = {
+            let ing = ing.clone();
+            tokio::spawn(async move { ing.submit(vec![row("poison")]).await })
+        };
+        assert!(good.await.unwrap().is_ok());
+        assert!(matches!(bad.await.unwrap(), Err(IngestError::Failed(_))));
+        assert_eq!(groups.lock().unwrap().iter().sum::<usize>(), 2);
+        ing.shutdown().await.unwrap();
+        writer.join();
+    }
+}

@@ -1,0 +1,42 @@
+//! The analytics schema, versioned. Each step runs once, in order, in a transaction.
+
+use anyhow::Context;
+use duckdb::Connection;
+
+/// (version, SQL). Append only: a released step never changes.
+const STEPS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE events (
+        tenant_id   VARCHAR   NOT NULL,
+        event_id    VARCHAR   NOT NULL,
+        -- xxh3-128 of (tenant_id, event_id): the key that stores a repeated id once.
+        id_key      UHUGEINT  NOT NULL PRIMARY KEY,
+        event_name  VARCHAR   NOT NULL,
+        user_id     VARCHAR,
+        session_id  VARCHAR,
+        -- UTC, microseconds.
+        ts          TIMESTAMP NOT NULL,
+        received_at TIMESTAMP NOT NULL,
+        properties  JSON      NOT NULL,
+        context     JSON
+    );",
+)];
+
+pub fn run(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS sightline_schema (version BIGINT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")?;
+    let current: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM sightline_schema", [], |r| r.get(0))?;
+    for (version, sql) in STEPS.iter().filter(|(v, _)| *v > current) {
+        conn.execute_batch("BEGIN")?;
+        let applied = conn
+            .execute_batch(sql)
+            .and_then(|_| conn.execute("INSERT INTO sightline_schema (version) VALUES (?)", [version]).map(|_| ()));
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                conn.execute_batch("ROLLBACK").ok();
+                return Err(e).with_context(|| format!("analytics schema step {version}"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Reads run on blocking threads, each on a connection from a small pool. A semaphore caps
+//! how many run at once, so a burst of heavy queries queues instead of thrashing 2 cores.
+
+use crate::store::{EventFilter, EventReader, EventRow, Page, StoreError, StoreResult, StoredEvent};
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use duckdb::types::{TimeUnit, Value};
+use duckdb::{Connection, params_from_iter};
+use sightline_core::model::TenantId;
+use sightline_core::sql::{SqlBuilder, SqlValue};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+pub struct DuckReader {
+    inner: Arc<Pool>,
+    permits: Arc<Semaphore>,
+}
+
+struct Pool {
+    base: Mutex<Connection>,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    fn take(&self) -> anyhow::Result<Connection> {
+        if let Some(c) = self.idle.lock().expect("pool lock").pop() {
+            return Ok(c);
+        }
+        Ok(self.base.lock().expect("pool lock").try_clone()?)
+    }
+
+    fn give_back(&self, c: Connection) {
+        self.idle.lock().expect("pool lock").push(c);
+    }
+}
+
+impl DuckReader {
+    pub(super) fn new(base: Connection, max_readers: usize) -> Self {
+        Self {
+            inner: Arc::new(Pool { base: Mutex::new(base), idle: Mutex::new(Vec::new()) }),
+            permits: Arc::new(Semaphore::new(max_readers.max(1))),
+        }
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread, keeping the caller's span.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let _permit = self.permits.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.into()))?;
+        let pool = self.inner.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.into()))?
+        .map_err(StoreError::Backend)
+    }
+}
+
+fn to_duck(v: &SqlValue) -> Value {
+    match v {
+        SqlValue::Text(s) => Value::Text(s.clone()),
+        SqlValue::Int(i) => Value::BigInt(*i),
+        SqlValue::Float(f) => Value::Double(*f),
+        SqlValue::Bool(b) => Value::Boolean(*b),
+        SqlValue::U128(k) => Value::UHugeInt(*k),
+        SqlValue::TimestampMicros(us) => Value::Timestamp(TimeUnit::Microsecond, *us),
+    }
+}
+
+const EVENT_COLUMNS: &str = "SELECT event_id, event_name, user_id, session_id, epoch_us(ts), epoch_us(received_at), \
+     properties::VARCHAR, context::VARCHAR FROM events WHERE tenant_id = ";
+
+fn push_filter(b: &mut SqlBuilder, f: &EventFilter) {
+    if let Some(n) = &f.name {
+        b.push_bind(" AND event_name = ", SqlValue::Text(n.clone()));
+    }
+    if let Some(u) = &f.user_id {
+        b.push_bind(" AND user_id = ", SqlValue::Text(u.clone()));
+    }
+    if let Some(s) = &f.session_id {
+        b.push_bind(" AND session_id = ", SqlValue::Text(s.clone()));
+    }
+    if let Some(t) = f.start {
+        b.push_bind(" AND ts >= ", SqlValue::TimestampMicros(t.timestamp_micros()));
+    }
+    if let Some(t) = f.end {
+        b.push_bind(" AND ts < ", SqlValue::TimestampMicros(t.timestamp_micros()));
+    }
+}
+
+fn query_events(conn: &Connection, b: &SqlBuilder) -> anyhow::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(b.sql())?;
+    let rows = stmt.query_map(params_from_iter(b.params().iter().map(to_duck)), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, Option<String>>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (event_id, name, user_id, session_id, ts, received, props, ctx) = row?;
+        out.push(StoredEvent {
+            event_id,
+            name,
+            user_id,
+            session_id,
+            timestamp: from_micros(ts)?,
+            received_at: from_micros(received)?,
+            properties: serde_json::from_str(&props).context("stored properties are not JSON")?,
+            context: match ctx {
+                Some(c) => serde_json::from_str(&c).context("stored context is not JSON")?,
+                None => serde_json::Value::Object(Default::default()),
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn from_micros(us: i64) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us).context("timestamp out of range")
+}
+
+#[async_trait]
+impl EventReader for DuckReader {
+    async fn list_events(&self, tenant: &TenantId, filter: &EventFilter, page: Page) -> StoreResult<Vec<StoredEvent>> {
+        let mut b = SqlBuilder::new(EVENT_COLUMNS);
+        b.bind(SqlValue::Text(tenant.to_string()));
+        push_filter(&mut b, filter);
+        b.push(" ORDER BY ts DESC, event_id DESC LIMIT ")
+            .bind(SqlValue::Int(page.limit as i64))
+            .push(" OFFSET ")
+            .bind(SqlValue::Int(page.offset as i64));
+        self.with_conn(move |c| query_events(c, &b)).await
+    }
+
+    async fn count_events(&self, tenant: &TenantId, filter: &EventFilter) -> StoreResult<u64> {
+        let mut b = SqlBuilder::new("SELECT count(*) FROM events WHERE tenant_id = ");
+        b.bind(SqlValue::Text(tenant.to_string()));
+        push_filter(&mut b, filter);
+        self.with_conn(move |c| {
+            let n: i64 =
+                c.prepare_cached(b.sql())?.query_row(params_from_iter(b.params().iter().map(to_duck)), |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn get_event(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+        let mut b = SqlBuilder::new(EVENT_COLUMNS);
+        b.bind(SqlValue::Text(tenant.to_string()))
+            .push_bind(" AND id_key = ", SqlValue::U128(EventRow::id_key(tenant, event_id)))
+            .push_bind(" AND event_id = ", SqlValue::Text(event_id.to_owned()))
+            .push(" LIMIT 1");
+        Ok(self.with_conn(move |c| query_events(c, &b)).await?.into_iter().next())
+    }
+
+    async fn total_events(&self) -> StoreResult<u64> {
+        self.with_conn(|c| Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.with_conn(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i32>(0)).map(|_| ())?)).await
+    }
+}

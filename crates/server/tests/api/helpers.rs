@@ -1,0 +1,107 @@
+//! The test harness: a real server on 127.0.0.1 port 0 with fresh stores (in memory, or
+//! in a temp dir when a test restarts it), and a client that mints credentials.
+
+use chrono::Utc;
+use serde_json::Value;
+use sightline::app::App;
+use sightline::auth::jwt::{Claims, sign_hs256};
+use sightline::config::{Config, Secret};
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn config(data_dir: Option<&Path>) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        in_memory: data_dir.is_none(),
+        data_dir: data_dir.map(Path::to_path_buf).unwrap_or_default(),
+        jwt_secret: Some(Secret::new(SECRET)),
+        log_level: "warn".into(),
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::with_config(config(None)).await
+    }
+
+    pub async fn with_config(cfg: Config) -> TestApp {
+        let app = App::build(cfg).await.expect("app builds");
+        let addr = app.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp { addr, client: reqwest::Client::new(), stop: Some(stop), server: Some(server) }
+    }
+
+    /// Stops as a SIGTERM would: in-flight requests finish, the queue drains, the store
+    /// checkpoints.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.take().unwrap().await.unwrap().unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path))
+    }
+}
+
+/// A JWT for `role` in `tenant` (None: the default tenant), valid for an hour.
+pub fn token(role: &str, tenant: Option<&str>) -> String {
+    token_with(Claims {
+        sub: format!("{role}-user"),
+        exp: (Utc::now().timestamp() + 3600) as u64,
+        role: Some(role.into()),
+        tenant_id: tenant.map(str::to_owned),
+        ..Default::default()
+    })
+}
+
+pub fn token_with(claims: Claims) -> String {
+    sign_hs256(SECRET.as_bytes(), &claims)
+}
+
+pub fn admin() -> String {
+    token("admin", None)
+}
+
+/// Sends and returns (status, body as JSON, content type).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value, String) {
+    let res = req.send().await.expect("request is sent");
+    let status = res.status().as_u16();
+    let ctype = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body, ctype)
+}
+
+/// Asserts an RFC 9457 problem with this status, and returns it.
+pub fn assert_problem(got: &(u16, Value, String), status: u16) -> Value {
+    let (s, body, ctype) = got;
+    assert_eq!(*s, status, "status; body: {body}");
+    assert_eq!(ctype, "application/problem+json", "content type; body: {body}");
+    assert_eq!(body["status"], status, "{body}");
+    for f in ["type", "title", "detail", "instance"] {
+        assert!(body[f].is_string(), "problem lacks {f}: {body}");
+    }
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    body.clone()
+}
