@@ -34,8 +34,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "checks": {
             "analytics_store": check(a_ok, a_ms),
             "meta_store": check(m_ok, m_ms),
-            "ingest_writer": { "status": if state.ingest.is_closed() { "stopped" } else { "healthy" } },
         },
+        "ingest": { "status": if state.ingest.is_closed() { "stopped" } else { "accepting" } },
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

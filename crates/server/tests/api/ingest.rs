@@ -201,7 +201,7 @@ async fn activity_of_seed_003_is_an_event_of_the_caller() {
 }
 
 /// Many clients at once, with overlapping ids: every acknowledged event is stored, each
-/// id exactly once.
+/// id exactly once. 32 tasks send 3,840 events; pairs of tasks share ids, so 1,920 are new.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ingest_stores_each_id_exactly_once() {
     let app = TestApp::spawn().await;
@@ -211,19 +211,12 @@ async fn concurrent_ingest_stores_each_id_exactly_once() {
         let (client, url, burl, tok) = (app.client.clone(), app.url(EVENTS), app.url(BATCH), tok.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..20 {
-                // ids 0..400 each sent by two clients: c and c^1 share them.
+                // Tasks c and c^1 send the same ids.
                 let id = format!("e{}", (c / 2) * 20 + i);
-                let r = client
-                    .post(&url)
-                    .bearer_auth(&tok)
-                    .json(&json!({"event_name": "c", "event_id": id}))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = client.post(&url).bearer_auth(&tok).json(&json!({"event_name": "c", "event_id": id})).send().await.unwrap();
                 assert_eq!(r.status(), 200);
             }
-            let evs: Vec<Value> =
-                (0..50).map(|i| json!({"event_name": "b", "event_id": format!("b{}", (c % 4) * 50 + i)})).collect();
+            let evs: Vec<Value> = (0..100).map(|i| json!({"event_name": "b", "event_id": format!("b{}", (c / 2) * 100 + i)})).collect();
             let r = client.post(&burl).bearer_auth(&tok).json(&json!({"events": evs})).send().await.unwrap();
             assert_eq!(r.status(), 200);
         }));
@@ -231,11 +224,14 @@ async fn concurrent_ingest_stores_each_id_exactly_once() {
     for t in tasks {
         t.await.unwrap();
     }
-    let (_, page, _) = send(app.get(&format!("{EVENTS}?page=1&limit=1000")).bearer_auth(&tok)).await;
-    assert_eq!(page["pagination"]["total"], 320 + 200, "{}", page["pagination"]);
-    let ids: HashSet<String> =
-        page["data"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect();
-    let expected: HashSet<String> =
-        (0..320).map(|i| format!("e{i}")).chain((0..200).map(|i| format!("b{i}"))).collect();
+    let mut ids = Vec::new();
+    for page in 1..=2 {
+        let (_, body, _) = send(app.get(&format!("{EVENTS}?page={page}&limit=1000")).bearer_auth(&tok)).await;
+        assert_eq!(body["pagination"]["total"], 320 + 1600, "{}", body["pagination"]);
+        ids.extend(body["data"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(ids.len(), 1920, "no id twice across pages");
+    let ids: HashSet<String> = ids.into_iter().collect();
+    let expected: HashSet<String> = (0..320).map(|i| format!("e{i}")).chain((0..1600).map(|i| format!("b{i}"))).collect();
     assert_eq!(ids, expected);
 }

@@ -35,6 +35,14 @@ impl SqliteMeta {
         };
         // Per-connection settings go on the options, so every pooled connection has them.
         let options = options.foreign_keys(true).busy_timeout(Duration::from_secs(5));
+        if path.is_some() {
+            // Switch a new file to WAL and migrate it from one connection first: pooled
+            // connections opening at once would race for the lock that the switch needs.
+            use sqlx::{ConnectOptions, Connection};
+            let mut conn = options.connect().await.context("opening the SQLite meta store")?;
+            MIGRATOR.run(&mut conn).await.context("migrating the SQLite meta store")?;
+            conn.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
