@@ -1,6 +1,8 @@
-//! The writer's connection: appends a group of events to a staging table with DuckDB's
-//! Appender (the fast path), then moves them into `events` in the same transaction,
-//! skipping ids already stored.
+//! The writer's connection. A group of events is appended straight into `events` with
+//! DuckDB's Appender (the fast path: what a raw Appender costs). If an id is stored
+//! already, the primary key refuses the append; the transaction is rolled back and the
+//! group goes through a staging table and `INSERT OR IGNORE` instead (the slow path, for
+//! client retries).
 
 use crate::store::{CommitOutcome, EventRow, EventSink};
 use duckdb::types::{TimeUnit, Value};
@@ -20,10 +22,11 @@ impl DuckSink {
         Ok(Self { conn, seen: HashSet::new() })
     }
 
-    fn try_commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
-        self.conn.execute_batch("BEGIN")?;
+    /// Appends `rows` (first of each id) into `table`, inside the caller's transaction.
+    fn append(&mut self, table: &str, rows: &[EventRow]) -> anyhow::Result<u64> {
+        let mut appended = 0;
         {
-            let mut app = self.conn.appender("events_staging")?;
+            let mut app = self.conn.appender(table)?;
             self.seen.clear();
             for r in rows {
                 if !self.seen.insert(r.id_key) {
@@ -41,9 +44,23 @@ impl DuckSink {
                     r.properties_json,
                     r.context_json,
                 ])?;
+                appended += 1;
             }
             app.flush()?;
         }
+        Ok(appended)
+    }
+
+    fn try_commit_fast(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
+        self.conn.execute_batch("BEGIN")?;
+        let inserted = self.append("events", rows)?;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(CommitOutcome { inserted })
+    }
+
+    fn try_commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
+        self.conn.execute_batch("BEGIN")?;
+        self.append("events_staging", rows)?;
         let inserted = self.conn.execute("INSERT OR IGNORE INTO events SELECT * FROM events_staging", [])?;
         self.conn.execute_batch("DELETE FROM events_staging; COMMIT")?;
         Ok(CommitOutcome { inserted: inserted as u64 })
@@ -56,6 +73,13 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> Value {
 
 impl EventSink for DuckSink {
     fn commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
+        match self.try_commit_fast(rows) {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) => {
+                tracing::debug!(error = %e, "fast append refused; retrying through staging");
+                self.conn.execute_batch("ROLLBACK").ok();
+            }
+        }
         match self.try_commit(rows) {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -70,5 +94,46 @@ impl EventSink for DuckSink {
     fn checkpoint(&mut self) -> anyhow::Result<()> {
         self.conn.execute_batch("FORCE CHECKPOINT")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{EventRow, EventSink};
+    use sightline_core::model::TenantId;
+
+    fn rows(tenant: &str, ids: impl IntoIterator<Item = usize>) -> Vec<EventRow> {
+        let t = TenantId::parse(tenant).unwrap();
+        let now = chrono::Utc::now();
+        ids.into_iter()
+            .map(|i| EventRow {
+                tenant_id: t.clone(),
+                event_id: format!("e{i}"),
+                id_key: EventRow::id_key(&t, &format!("e{i}")),
+                name: "n".into(),
+                user_id: None,
+                session_id: None,
+                timestamp: now,
+                received_at: now,
+                properties_json: "{}".into(),
+                context_json: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fast_and_slow_paths_store_each_id_once() {
+        let (mut sink, _reader) = super::super::open(None, 1).unwrap();
+        assert_eq!(sink.commit(&rows("a", 0..100)).unwrap().inserted, 100, "fast path");
+        // Overlaps what is stored, and repeats itself: the slow path.
+        let mut again = rows("a", 50..150);
+        again.extend(rows("a", 140..160));
+        assert_eq!(sink.commit(&again).unwrap().inserted, 60);
+        // The same ids in another tenant are new.
+        assert_eq!(sink.commit(&rows("b", 0..10)).unwrap().inserted, 10);
+        let n: i64 = sink.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 170);
+        let staged: i64 = sink.conn.query_row("SELECT count(*) FROM events_staging", [], |r| r.get(0)).unwrap();
+        assert_eq!(staged, 0);
     }
 }
