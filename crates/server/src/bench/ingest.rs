@@ -247,14 +247,15 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
     println!("| phase | events | seconds | events/s | p50 ms | p99 ms | peak RSS MiB | vs raw |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in [&raw, &batch, &single] {
+        let ms = |v: f64| if v.is_nan() { "-".to_owned() } else { format!("{v:.2}") };
         println!(
-            "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} | {:.1}% |",
+            "| {} | {} | {:.2} | {:.0} | {} | {} | {:.0} | {:.1}% |",
             r.name,
             r.events,
             r.secs,
             r.rate(),
-            r.p50_ms,
-            r.p99_ms,
+            ms(r.p50_ms),
+            ms(r.p99_ms),
             r.rss_mib,
             100.0 * r.rate() / raw.rate()
         );

@@ -213,10 +213,17 @@ async fn concurrent_ingest_stores_each_id_exactly_once() {
             for i in 0..20 {
                 // Tasks c and c^1 send the same ids.
                 let id = format!("e{}", (c / 2) * 20 + i);
-                let r = client.post(&url).bearer_auth(&tok).json(&json!({"event_name": "c", "event_id": id})).send().await.unwrap();
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&tok)
+                    .json(&json!({"event_name": "c", "event_id": id}))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
             }
-            let evs: Vec<Value> = (0..100).map(|i| json!({"event_name": "b", "event_id": format!("b{}", (c / 2) * 100 + i)})).collect();
+            let evs: Vec<Value> =
+                (0..100).map(|i| json!({"event_name": "b", "event_id": format!("b{}", (c / 2) * 100 + i)})).collect();
             let r = client.post(&burl).bearer_auth(&tok).json(&json!({"events": evs})).send().await.unwrap();
             assert_eq!(r.status(), 200);
         }));
@@ -232,6 +239,7 @@ async fn concurrent_ingest_stores_each_id_exactly_once() {
     }
     assert_eq!(ids.len(), 1920, "no id twice across pages");
     let ids: HashSet<String> = ids.into_iter().collect();
-    let expected: HashSet<String> = (0..320).map(|i| format!("e{i}")).chain((0..1600).map(|i| format!("b{i}"))).collect();
+    let expected: HashSet<String> =
+        (0..320).map(|i| format!("e{i}")).chain((0..1600).map(|i| format!("b{i}"))).collect();
     assert_eq!(ids, expected);
 }
