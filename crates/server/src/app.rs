@@ -23,6 +23,7 @@ pub struct Services {
     pub events: Arc<dyn EventReader>,
     pub ingest: Ingestor,
     pub auth: Authenticator,
+    pub sessions: crate::auth::session::Sessions,
     pub started: Instant,
 }
 
@@ -71,12 +72,18 @@ impl App {
         let (ingest, writer) = Ingestor::start(stores.sink, config.ingest_queue, config.ingest_max_batch);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let auth = Authenticator::new(&secret, stores.meta.clone());
+        let sessions = crate::auth::session::Sessions::new(
+            &secret,
+            Duration::from_secs(config.access_token_ttl_secs),
+            Duration::from_secs(config.refresh_token_ttl_secs),
+        )?;
         let state = AppState(Arc::new(Services {
             config,
             meta: stores.meta,
             events: stores.events,
             ingest,
             auth,
+            sessions,
             started: Instant::now(),
         }));
         Ok(App { state, writer, listener })
@@ -143,9 +150,16 @@ async fn bootstrap_admin(cfg: &Config, meta: &dyn MetaStore) -> anyhow::Result<(
         return Ok(());
     }
     let hash = crate::auth::password::hash(password.expose())?;
-    meta.create_user(NewUser { tenant: &tenant, username: user, password_hash: &hash, role: Role::Admin })
-        .await
-        .map_err(anyhow_of)?;
+    // The operator's admin is the first superuser: it can create the other tenants.
+    meta.create_user(NewUser {
+        tenant: &tenant,
+        username: user,
+        password_hash: &hash,
+        role: Role::Admin,
+        superuser: true,
+    })
+    .await
+    .map_err(anyhow_of)?;
     tracing::info!(username = %user, "created the configured admin in the default tenant");
     Ok(())
 }

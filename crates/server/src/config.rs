@@ -64,6 +64,10 @@ pub struct Config {
     pub max_readers: usize,
     /// Seconds a shutdown waits for in-flight requests before it stops anyway.
     pub shutdown_grace_secs: u64,
+    /// Lifetime of access tokens issued at sign-in, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in seconds.
+    pub refresh_token_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -81,6 +85,8 @@ impl Default for Config {
             ingest_max_batch: 20_000,
             max_readers: 4,
             shutdown_grace_secs: 10,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 14 * 24 * 3600,
         }
     }
 }
@@ -149,6 +155,12 @@ impl Config {
         }
         if self.ingest_max_batch == 0 {
             return bad("ingest_max_batch", "must be at least 1");
+        }
+        if self.access_token_ttl_secs < 10 || self.access_token_ttl_secs > 24 * 3600 {
+            return bad("access_token_ttl_secs", "must be 10 to 86400");
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return bad("refresh_token_ttl_secs", "must be at least access_token_ttl_secs");
         }
         if self.max_readers == 0 {
             return bad("max_readers", "must be at least 1");

@@ -41,9 +41,32 @@ pub fn display_prefix(key: &str) -> &str {
 #[derive(Default)]
 pub struct KeyCache {
     verified: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    /// When each key's last use was written, so a busy key costs one write a minute.
+    touched: Mutex<HashMap<String, Instant>>,
 }
 
+/// How often a key's `last_used_at` is written at most.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
 impl KeyCache {
+    /// Drops every cached key (after a revocation or a tenant's deletion).
+    pub fn clear(&self) {
+        self.verified.lock().expect("key cache").clear();
+    }
+
+    async fn note_use(&self, key: &ApiKey, meta: &dyn MetaStore) {
+        {
+            let mut touched = self.touched.lock().expect("key cache");
+            if touched.get(&key.id).is_some_and(|t| t.elapsed() < TOUCH_EVERY) {
+                return;
+            }
+            touched.insert(key.id.clone(), Instant::now());
+        }
+        if let Err(e) = meta.touch_api_key(&key.id, Utc::now()).await {
+            tracing::warn!(error = %e, key = %key.id, "could not record an API key's use");
+        }
+    }
+
     pub async fn verify(&self, token: &str, meta: &dyn MetaStore) -> Result<Principal, ApiError> {
         let secret = &token[PREFIX.len()..];
         if secret.len() != SECRET_HEX || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -76,6 +99,7 @@ impl KeyCache {
         if key.expires_at.is_some_and(|t| t <= Utc::now()) {
             return Err(ApiError::unauthorized("the API key has expired"));
         }
+        self.note_use(&key, meta).await;
         Ok(Principal {
             tenant: key.tenant_id,
             subject: key.id,
@@ -83,6 +107,7 @@ impl KeyCache {
             roles: vec![key.role],
             superuser: false,
             via: AuthMethod::ApiKey,
+            username: None,
         })
     }
 }

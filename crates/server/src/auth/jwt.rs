@@ -20,6 +20,21 @@ pub struct Claims {
     pub roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// Set on tokens this server issues: the local user's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Set on tokens this server issues: `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    /// Set on this server's tokens of superusers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superuser: bool,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Set on this server's tokens, so an access token is never taken for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
 }
 
 pub struct JwtVerifier {
@@ -49,9 +64,14 @@ impl JwtVerifier {
         let c = data.claims;
         let names: Vec<&str> =
             c.role.iter().map(String::as_str).chain(c.roles.iter().flatten().map(String::as_str)).collect();
-        let superuser = names.iter().any(|n| n.eq_ignore_ascii_case(SUPERUSER_ROLE));
-        let roles: Vec<Role> =
-            if superuser { vec![Role::Admin] } else { names.iter().filter_map(|n| Role::parse(n).ok()).collect() };
+        let local = c.auth_method.as_deref() == Some("password");
+        // Only this server's own tokens may claim superuser with the flag; any token may
+        // with the role name (an external issuer that shares the secret is trusted as us).
+        let superuser = names.iter().any(|n| n.eq_ignore_ascii_case(SUPERUSER_ROLE)) || (local && c.superuser);
+        let mut roles: Vec<Role> = names.iter().filter_map(|n| Role::parse(n).ok()).collect();
+        if superuser && !roles.contains(&Role::Admin) {
+            roles.push(Role::Admin);
+        }
         let Some(role) = Role::strongest(roles.iter().copied()) else {
             return Err(ApiError::forbidden(
                 "the token carries no Sightline role: set 'role' or 'roles' to admin, analyst, viewer or ingest",
@@ -65,7 +85,8 @@ impl JwtVerifier {
         if c.sub.is_empty() {
             return Err(ApiError::unauthorized("the token's 'sub' claim is empty"));
         }
-        Ok(Principal { tenant, subject: c.sub, role, roles, superuser, via: AuthMethod::Jwt })
+        let via = if local { AuthMethod::Password } else { AuthMethod::Jwt };
+        Ok(Principal { tenant, subject: c.sub, role, roles, superuser, via, username: c.username })
     }
 }
 

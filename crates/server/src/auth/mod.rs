@@ -6,6 +6,7 @@
 pub mod api_key;
 pub mod jwt;
 pub mod password;
+pub mod session;
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
@@ -22,7 +23,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
+    /// A token from an external issuer.
     Jwt,
+    /// An access token this server issued after a password sign-in.
+    Password,
     ApiKey,
 }
 
@@ -39,6 +43,8 @@ pub struct Principal {
     /// May manage tenants and act in any tenant (`X-Tenant-ID`).
     pub superuser: bool,
     pub via: AuthMethod,
+    /// The username, for a local user.
+    pub username: Option<String>,
 }
 
 impl Principal {
@@ -47,25 +53,51 @@ impl Principal {
     }
 }
 
-/// A permission an endpoint demands, as a type.
+/// What an endpoint demands of its caller, as a type.
 pub trait Need: Send + Sync + 'static {
-    const PERMISSION: Permission;
+    /// The access level, as the route table lists it.
+    const ACCESS: Access;
     const WHAT: &'static str;
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a credential (probes, sign-in).
+    Public,
+    /// Any valid credential.
+    Signed,
+    /// A credential whose role grants the permission.
+    Role(Permission),
+    /// A superuser.
+    Superuser,
+}
+
+impl Access {
+    pub fn admits(self, p: &Principal) -> bool {
+        match self {
+            Access::Public | Access::Signed => true,
+            Access::Role(perm) => p.allows(perm),
+            Access::Superuser => p.superuser,
+        }
+    }
+}
+
 macro_rules! need {
-    ($name:ident, $perm:ident, $what:literal) => {
+    ($name:ident, $access:expr, $what:literal) => {
         pub struct $name;
         impl Need for $name {
-            const PERMISSION: Permission = Permission::$perm;
+            const ACCESS: Access = $access;
             const WHAT: &'static str = $what;
         }
     };
 }
-need!(CanIngest, Ingest, "send events");
-need!(CanRead, Read, "read analytics");
-need!(CanAuthor, Author, "create dashboards, reports and queries");
-need!(CanManage, Manage, "manage the tenant");
+need!(Signed, Access::Signed, "be signed in");
+need!(CanIngest, Access::Role(Permission::Ingest), "send events");
+need!(CanRead, Access::Role(Permission::Read), "read analytics");
+need!(CanAuthor, Access::Role(Permission::Author), "create dashboards, reports and queries");
+need!(CanManage, Access::Role(Permission::Manage), "manage the tenant");
+need!(IsSuperuser, Access::Superuser, "manage tenants (superusers only)");
 
 /// The extractor: an authenticated caller allowed `N`.
 pub struct Caller<N: Need> {
@@ -85,7 +117,7 @@ impl<N: Need> FromRequestParts<AppState> for Caller<N> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = state.auth.authenticate(parts).await?;
-        if !principal.allows(N::PERMISSION) {
+        if !N::ACCESS.admits(&principal) {
             return Err(ApiError::forbidden(format!(
                 "role '{}' may not {}; this endpoint needs a role with that permission",
                 principal.role,
@@ -98,8 +130,8 @@ impl<N: Need> FromRequestParts<AppState> for Caller<N> {
 
 /// Checks credentials. Shared by all requests.
 pub struct Authenticator {
-    jwt: jwt::JwtVerifier,
-    keys: api_key::KeyCache,
+    pub(crate) jwt: jwt::JwtVerifier,
+    pub(crate) keys: api_key::KeyCache,
     meta: Arc<dyn MetaStore>,
     /// Tenants known to exist, so that a valid token for a new tenant creates it once.
     known_tenants: Mutex<HashSet<TenantId>>,
@@ -134,7 +166,7 @@ impl Authenticator {
         } else {
             self.jwt.verify(token)?
         };
-        if principal.via == AuthMethod::Jwt {
+        if principal.via != AuthMethod::ApiKey {
             self.ensure_tenant(&principal.tenant).await?;
         }
         if let Some(h) = parts.headers.get("x-tenant-id") {
@@ -154,6 +186,12 @@ impl Authenticator {
             }
         }
         Ok(principal)
+    }
+
+    /// Forgets cached knowledge of a tenant (after it is deleted).
+    pub fn forget_tenant(&self, tenant: &TenantId) {
+        self.known_tenants.lock().expect("tenant cache").remove(tenant);
+        self.keys.clear();
     }
 
     async fn ensure_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {

@@ -3,7 +3,7 @@
 
 use crate::auth::{api_key, password};
 use crate::config::Config;
-use crate::store::{MetaStore, NewApiKey, NewUser, StoreError, sqlite::SqliteMeta};
+use crate::store::{KeyStore, NewApiKey, NewUser, StoreError, TenantStore, UserStore, sqlite::SqliteMeta};
 use clap::Subcommand;
 use serde_json::json;
 use sightline_core::model::{Role, TenantId};
@@ -36,6 +36,9 @@ pub enum UserCmd {
         password: String,
         #[arg(long, value_parser = Role::parse)]
         role: Role,
+        /// May manage tenants and act in any of them (needs --role admin).
+        #[arg(long)]
+        superuser: bool,
     },
 }
 
@@ -106,7 +109,10 @@ pub async fn tenants(cfg: Config, cmd: TenantCmd) -> anyhow::Result<()> {
 pub async fn users(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
     let m = meta(&cfg).await?;
     match cmd {
-        UserCmd::Create { tenant, username, password: pw, role } => {
+        UserCmd::Create { tenant, username, password: pw, role, superuser } => {
+            if superuser && role != Role::Admin {
+                anyhow::bail!("--superuser needs --role admin");
+            }
             let tenant = existing_tenant(&m, &tenant).await?;
             if username.trim().is_empty() || username.len() > 150 {
                 anyhow::bail!("--username must have 1 to 150 characters");
@@ -116,7 +122,13 @@ pub async fn users(cfg: Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
             let hash = password::hash(&pw)?;
             let user = m
-                .create_user(NewUser { tenant: &tenant, username: username.trim(), password_hash: &hash, role })
+                .create_user(NewUser {
+                    tenant: &tenant,
+                    username: username.trim(),
+                    password_hash: &hash,
+                    role,
+                    superuser,
+                })
                 .await
                 .map_err(|e| match e {
                     StoreError::Conflict(_) => anyhow::anyhow!("tenant '{tenant}' has a user '{username}' already"),

@@ -51,6 +51,8 @@ struct Job {
 
 enum Msg {
     Job(Job),
+    /// Delete every event of a tenant, in order with the commits around it.
+    DeleteTenant(TenantId, oneshot::Sender<anyhow::Result<u64>>),
     /// Commit everything queued before it, checkpoint, and stop.
     Shutdown(oneshot::Sender<anyhow::Result<()>>),
 }
@@ -109,6 +111,16 @@ impl Ingestor {
         answer.await.unwrap_or(Err(IngestError::Closed))
     }
 
+    /// Deletes a tenant's events once everything queued before is committed.
+    pub async fn delete_tenant(&self, tenant: &TenantId) -> Result<u64, IngestError> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Msg::DeleteTenant(tenant.clone(), done)).await.map_err(|_| IngestError::Closed)?;
+        match wait.await {
+            Ok(r) => r.map_err(|e| IngestError::Failed(e.to_string())),
+            Err(_) => Err(IngestError::Closed),
+        }
+    }
+
     /// Commits everything already queued, checkpoints the store, and stops the writer.
     pub async fn shutdown(&self) -> anyhow::Result<()> {
         let (done, wait) = oneshot::channel();
@@ -129,6 +141,7 @@ fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc
     let mut rows: Vec<EventRow> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut stop = None;
+        let mut delete = None;
         let mut msg = Some(first);
         let mut taken = 0usize;
         // Take what is queued now, up to max_batch events: the group of this commit.
@@ -143,6 +156,10 @@ fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc
                     stop = Some(done);
                     break;
                 }
+                Msg::DeleteTenant(t, done) => {
+                    delete = Some((t, done));
+                    break;
+                }
             }
             if rows.len() >= max_batch {
                 break;
@@ -155,11 +172,22 @@ fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc
             commit_group(&mut sink, &mut jobs, &rows);
             rows.clear();
         }
+        if let Some((tenant, done)) = delete {
+            let _ = done.send(sink.delete_tenant(&tenant));
+        }
         if let Some(done) = stop {
             rx.close();
             // Jobs that raced in behind the shutdown are still committed.
-            while let Ok(Msg::Job(job)) = rx.try_recv() {
-                commit_one(&mut sink, job);
+            while let Ok(m) = rx.try_recv() {
+                match m {
+                    Msg::Job(job) => commit_one(&mut sink, job),
+                    Msg::DeleteTenant(t, done) => {
+                        let _ = done.send(sink.delete_tenant(&t));
+                    }
+                    Msg::Shutdown(done) => {
+                        let _ = done.send(Ok(()));
+                    }
+                }
             }
             let _ = done.send(sink.checkpoint());
             return;
@@ -234,6 +262,9 @@ mod tests {
             }
             self.groups.lock().unwrap().push(rows.len());
             Ok(CommitOutcome { inserted: rows.len() as u64 })
+        }
+        fn delete_tenant(&mut self, _: &TenantId) -> anyhow::Result<u64> {
+            Ok(0)
         }
         fn checkpoint(&mut self) -> anyhow::Result<()> {
             Ok(())

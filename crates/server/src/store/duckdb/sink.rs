@@ -91,6 +91,10 @@ impl EventSink for DuckSink {
         }
     }
 
+    fn delete_tenant(&mut self, tenant: &sightline_core::model::TenantId) -> anyhow::Result<u64> {
+        Ok(self.conn.execute("DELETE FROM events WHERE tenant_id = ?", [tenant.as_str()])? as u64)
+    }
+
     fn checkpoint(&mut self) -> anyhow::Result<()> {
         self.conn.execute_batch("FORCE CHECKPOINT")?;
         Ok(())

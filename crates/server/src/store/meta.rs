@@ -1,0 +1,168 @@
+//! The meta store's objects and the traits a backend implements, one per concern.
+//! [`MetaStore`] is all of them: what the service holds.
+
+use super::StoreResult;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sightline_core::model::{Role, TenantId};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub username: String,
+    pub role: Role,
+    /// May manage tenants and act in any of them.
+    pub superuser: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user with the hash to check a password against.
+#[derive(Debug, Clone)]
+pub struct UserCredential {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// The key's first characters, to recognise it in a list; never enough to use it.
+    pub prefix: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub tenant: &'a TenantId,
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub superuser: bool,
+}
+
+/// What may change on a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey<'a> {
+    pub tenant: &'a TenantId,
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub key_hash: &'a str,
+    pub role: Role,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A refresh token as stored: only its hash, and the family of rotations it belongs to.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub user_id: String,
+    pub tenant_id: TenantId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone)]
+pub enum RefreshUse {
+    /// Unused and now marked used: the caller may issue the next one of the family.
+    Fresh(RefreshToken),
+    /// Used before, or revoked: a replay. The whole family is now revoked.
+    Replayed,
+    Expired,
+    Unknown,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub at: DateTime<Utc>,
+    /// Who: a user id, an API key id, a token subject, or the username tried.
+    pub actor: String,
+    /// What: `sign_in`, `sign_in_failed`, `user.create`, `api_key.revoke`, ...
+    pub action: String,
+    /// On what: the id of the object changed, when there is one.
+    pub target: Option<String>,
+    /// From where: the client address.
+    pub ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    async fn create_tenant(&self, id: &TenantId, name: &str) -> StoreResult<Tenant>;
+    /// Creates the tenant unless it exists; true when it was created.
+    async fn ensure_tenant(&self, id: &TenantId, name: &str) -> StoreResult<bool>;
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn rename_tenant(&self, id: &TenantId, name: &str) -> StoreResult<Option<Tenant>>;
+    /// Deletes the tenant and every object it owns here; false when there was none.
+    async fn delete_tenant(&self, id: &TenantId) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User>;
+    async fn find_user(&self, tenant: &TenantId, username: &str) -> StoreResult<Option<UserCredential>>;
+    async fn get_user(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, tenant: &TenantId) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, tenant: &TenantId, id: &str, change: UserChange) -> StoreResult<Option<User>>;
+    async fn delete_user(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_api_key(&self, key: NewApiKey<'_>) -> StoreResult<ApiKey>;
+    /// Looks a key up by the hash of its secret, over all tenants: the key names its tenant.
+    async fn find_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes the key; `None` when the tenant has no such key.
+    async fn revoke_api_key(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<ApiKey>>;
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_refresh_token(&self, token: &RefreshToken, token_hash: &str) -> StoreResult<()>;
+    /// Marks the token used, atomically: of two concurrent uses exactly one is `Fresh`.
+    async fn use_refresh_token(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<RefreshUse>;
+    /// Revokes every refresh token of a user (on delete or password change).
+    async fn revoke_user_sessions(&self, tenant: &TenantId, user_id: &str) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_audit(&self, tenant: &TenantId, limit: u32, offset: u32) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Everything the meta store holds.
+#[async_trait]
+pub trait MetaStore: TenantStore + UserStore + KeyStore + SessionStore + AuditStore + 'static {
+    /// A server-wide setting, created with `make` the first time it is asked for.
+    async fn setting_or_init(&self, name: &str, make: &(dyn Fn() -> String + Sync)) -> StoreResult<String>;
+    async fn ping(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,69 @@
+use super::{SqliteMeta, backend, tenant_from, ts};
+use crate::store::{StoreResult, Tenant, TenantStore};
+use async_trait::async_trait;
+use chrono::Utc;
+use sightline_core::model::TenantId;
+
+const COLUMNS: &str = "SELECT id, name, created_at FROM tenants";
+
+#[async_trait]
+impl TenantStore for SqliteMeta {
+    async fn create_tenant(&self, id: &TenantId, name: &str) -> StoreResult<Tenant> {
+        let t = Tenant { id: id.clone(), name: name.to_owned(), created_at: Utc::now() };
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(ts(t.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(t)
+    }
+
+    async fn ensure_tenant(&self, id: &TenantId, name: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING")
+                .bind(id.as_str())
+                .bind(name)
+                .bind(ts(Utc::now()))
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        let row = sqlx::query(&format!("{COLUMNS} WHERE id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(row.as_ref().map(tenant_from).transpose()?)
+    }
+
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows =
+            sqlx::query(&format!("{COLUMNS} ORDER BY created_at, id")).fetch_all(&self.pool).await.map_err(backend)?;
+        Ok(rows.iter().map(tenant_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn rename_tenant(&self, id: &TenantId, name: &str) -> StoreResult<Option<Tenant>> {
+        sqlx::query("UPDATE tenants SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        self.get_tenant(id).await
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> StoreResult<bool> {
+        // Users, keys, tokens and audit lines go with it (ON DELETE CASCADE).
+        let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
