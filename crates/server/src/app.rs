@@ -107,7 +107,10 @@ impl App {
         let service = crate::http::service(state.clone());
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(async move {
+        // With the peer's address on each request, for the audit log.
+        let make =
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(service);
+        let server = axum::serve(listener, make).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(());
         });

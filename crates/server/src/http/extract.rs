@@ -89,3 +89,39 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 fn path_rejection(e: PathRejection) -> ApiError {
     ApiError::new(Code::Validation, format!("invalid path parameter: {}", e.body_text()))
 }
+
+/// A form-encoded body (`application/x-www-form-urlencoded`), as OAuth2's password flow
+/// sends it.
+pub struct ApiForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if mime != "application/x-www-form-urlencoded" {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                format!("expected Content-Type: application/x-www-form-urlencoded, got '{ctype}'"),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        serde_urlencoded::from_bytes(&bytes)
+            .map(ApiForm)
+            .map_err(|e| ApiError::new(Code::Validation, format!("invalid form body: {e}")))
+    }
+}
+
+/// The address of the client's connection (proxies' forwarding headers are not trusted).
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
+        ))
+    }
+}

@@ -1,19 +1,25 @@
 //! The HTTP layer: routes, middleware, error rendering. Handlers are thin: they parse,
 //! call a store or the ingest queue, and shape the answer.
 
+pub mod api_keys;
+pub mod audit;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod identity;
 pub mod ops;
+pub mod tenants;
+pub mod users;
 
 use crate::app::AppState;
+use crate::auth::{Access, CanIngest, CanManage, CanRead, IsSuperuser, Need, Signed};
 use crate::telemetry::names;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post};
 use error::ApiError;
 use sightline_core::code::Code;
 use std::time::Instant;
@@ -24,24 +30,86 @@ use tower_http::trace::TraceLayer;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// One route: its method, its path template, and who may call it. The router is built
+/// from this table, and the authorization tests walk it, so a route cannot be added
+/// without saying who may call it, and a guard that does not hold fails a test.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Who may call a route, from the guard type its handler takes.
+fn access<N: Need>() -> Access {
+    N::ACCESS
+}
+
+fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+    use Method as M;
+    let r = |method: Method, path: &'static str, access: Access, mr: MethodRouter<AppState>| {
+        (RouteSpec { method, path, access }, mr)
+    };
+    let one_event = DefaultBodyLimit::max(events::MAX_EVENT_BYTES);
+    let small = DefaultBodyLimit::max(64 * 1024);
+    let public = Access::Public;
+    vec![
+        // Ingest and read-back (seeds 001, 003, 004).
+        r(M::POST, "/api/v1/analytics/events", access::<CanIngest>(), post(events::track_event).layer(one_event)),
+        r(M::GET, "/api/v1/analytics/events", access::<CanRead>(), get(events::list_events)),
+        r(
+            M::POST,
+            "/api/v1/analytics/events/batch",
+            access::<CanIngest>(),
+            post(events::track_batch).layer(DefaultBodyLimit::max(events::MAX_BATCH_BYTES)),
+        ),
+        r(M::GET, "/api/v1/analytics/events/{id}", access::<CanRead>(), get(events::get_event)),
+        r(
+            M::POST,
+            "/api/v1/analytics/track/activity",
+            access::<CanIngest>(),
+            post(events::track_activity).layer(one_event),
+        ),
+        // Sign-in (seeds 002 and 003) and the caller.
+        r(M::POST, "/api/token", public, post(identity::obtain_pair).layer(small)),
+        r(M::POST, "/api/token/refresh", public, post(identity::refresh_pair).layer(small)),
+        r(M::POST, "/auth/token", public, post(identity::oauth_token).layer(small)),
+        r(M::GET, "/api/v1/auth/me", access::<Signed>(), get(identity::me)),
+        // Tenants, users, keys, audit.
+        r(M::GET, "/api/v1/tenants", access::<IsSuperuser>(), get(tenants::list)),
+        r(M::POST, "/api/v1/tenants", access::<IsSuperuser>(), post(tenants::create).layer(small)),
+        r(M::GET, "/api/v1/tenants/{id}", access::<IsSuperuser>(), get(tenants::get)),
+        r(M::PATCH, "/api/v1/tenants/{id}", access::<IsSuperuser>(), patch(tenants::rename).layer(small)),
+        r(M::DELETE, "/api/v1/tenants/{id}", access::<IsSuperuser>(), delete(tenants::delete)),
+        r(M::GET, "/api/v1/users", access::<CanManage>(), get(users::list)),
+        r(M::POST, "/api/v1/users", access::<CanManage>(), post(users::create).layer(small)),
+        r(M::GET, "/api/v1/users/{id}", access::<CanManage>(), get(users::get)),
+        r(M::PATCH, "/api/v1/users/{id}", access::<CanManage>(), patch(users::update).layer(small)),
+        r(M::DELETE, "/api/v1/users/{id}", access::<CanManage>(), delete(users::delete)),
+        r(M::GET, "/api/v1/api-keys", access::<CanManage>(), get(api_keys::list)),
+        r(M::POST, "/api/v1/api-keys", access::<CanManage>(), post(api_keys::create).layer(small)),
+        r(M::DELETE, "/api/v1/api-keys/{id}", access::<CanManage>(), delete(api_keys::revoke)),
+        r(M::GET, "/api/v1/audit", access::<CanManage>(), get(audit::list)),
+        // Operations.
+        r(M::GET, "/health", public, get(ops::health)),
+        r(M::GET, "/live", public, get(ops::live)),
+        r(M::GET, "/ready", public, get(ops::ready)),
+        r(M::GET, "/metrics", public, get(ops::metrics)),
+    ]
+}
+
+/// Every route with who may call it.
+pub fn route_specs() -> Vec<RouteSpec> {
+    table().into_iter().map(|(spec, _)| spec).collect()
+}
+
 /// The API's routes, without the outer layers.
 pub fn routes() -> Router<AppState> {
-    let analytics = Router::new()
-        .route(
-            "/events",
-            post(events::track_event).get(events::list_events).layer(DefaultBodyLimit::max(events::MAX_EVENT_BYTES)),
-        )
-        .route("/events/batch", post(events::track_batch).layer(DefaultBodyLimit::max(events::MAX_BATCH_BYTES)))
-        .route("/events/{id}", get(events::get_event))
-        .route("/track/activity", post(events::track_activity).layer(DefaultBodyLimit::max(events::MAX_EVENT_BYTES)));
-    Router::new()
-        .nest("/api/v1/analytics", analytics)
-        .route("/health", get(ops::health))
-        .route("/live", get(ops::live))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+    let mut router = Router::new();
+    for (spec, method_router) in table() {
+        router = router.route(spec.path, method_router);
+    }
+    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

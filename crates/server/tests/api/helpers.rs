@@ -29,7 +29,19 @@ pub fn config(data_dir: Option<&Path>) -> Config {
     }
 }
 
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "adminpass";
+
 impl TestApp {
+    /// With the configured admin (seed 003's `admin` / `adminpass`), a superuser of the
+    /// default tenant.
+    pub async fn with_admin() -> TestApp {
+        let mut cfg = config(None);
+        cfg.admin_username = Some(ADMIN_USER.into());
+        cfg.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        Self::with_config(cfg).await
+    }
+
     pub async fn spawn() -> TestApp {
         Self::with_config(config(None)).await
     }
@@ -62,6 +74,21 @@ impl TestApp {
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path))
     }
+
+    pub fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method.parse().unwrap(), self.url(path))
+    }
+
+    /// Signs in through seed 002's endpoint and returns (access, refresh).
+    pub async fn sign_in(&self, username: &str, password: &str, tenant: Option<&str>) -> (String, String) {
+        let mut body = serde_json::json!({"username": username, "password": password});
+        if let Some(t) = tenant {
+            body["tenant"] = t.into();
+        }
+        let (s, b, _) = send(self.post("/api/token/").json(&body)).await;
+        assert_eq!(s, 200, "sign-in of {username}: {b}");
+        (b["access"].as_str().unwrap().to_owned(), b["refresh"].as_str().unwrap().to_owned())
+    }
 }
 
 /// A JWT for `role` in `tenant` (None: the default tenant), valid for an hour.
@@ -77,6 +104,11 @@ pub fn token(role: &str, tenant: Option<&str>) -> String {
 
 pub fn token_with(claims: Claims) -> String {
     sign_hs256(SECRET.as_bytes(), &claims)
+}
+
+/// A superuser's JWT (role `superuser`) in the default tenant.
+pub fn superuser() -> String {
+    token("superuser", None)
 }
 
 pub fn admin() -> String {

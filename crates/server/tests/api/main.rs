@@ -4,7 +4,10 @@ mod helpers;
 
 mod auth;
 mod errors;
+mod identity;
 mod ingest;
+mod manage;
+mod matrix;
 mod ops;
 mod read;
 mod restart;

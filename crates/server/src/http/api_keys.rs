@@ -1,0 +1,108 @@
+//! `/api/v1/api-keys`: a tenant's admin makes, lists and revokes API keys. A new key is
+//! shown once; lists show its prefix.
+
+use super::audit;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ClientIp};
+use crate::app::AppState;
+use crate::auth::{Caller, CanManage, api_key};
+use crate::store::{ApiKey, NewApiKey};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sightline_core::code::FieldError;
+use sightline_core::event::parse_timestamp;
+use sightline_core::model::Role;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    name: Option<String>,
+    role: Option<String>,
+    /// RFC 3339; none: the key does not expire.
+    expires_at: Option<String>,
+}
+
+pub async fn create(
+    caller: Caller<CanManage>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<NewKeyBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = Vec::new();
+    let name = b.name.unwrap_or_else(|| "api key".into()).trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "name must have 1 to 100 characters"));
+    }
+    let role = match b.role.as_deref().map(Role::parse) {
+        None => {
+            errors.push(FieldError::new("role", "role is required: admin, analyst, viewer or ingest"));
+            None
+        }
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            errors.push(FieldError::new("role", e));
+            None
+        }
+    };
+    let now = Utc::now();
+    let expires_at: Option<DateTime<Utc>> = match b.expires_at.as_deref() {
+        None => None,
+        Some(s) => match parse_timestamp(s, now + chrono::Duration::days(36_500)) {
+            Ok(t) if t <= now => {
+                errors.push(FieldError::new("expires_at", "expires_at must lie in the future"));
+                None
+            }
+            Ok(t) => Some(t),
+            Err(m) => {
+                errors.push(FieldError::new("expires_at", m));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
+        return Err(ApiError::validation(detail, errors));
+    }
+    let (key, hash) = api_key::generate();
+    let made = state
+        .meta
+        .create_api_key(NewApiKey {
+            tenant: &caller.tenant,
+            name: &name,
+            prefix: api_key::display_prefix(&key),
+            key_hash: &hash,
+            role: role.expect("checked"),
+            expires_at,
+        })
+        .await?;
+    let details = json!({ "name": made.name, "role": made.role, "expires_at": made.expires_at });
+    audit::record(&state, &caller.tenant, &audit::actor(&caller), "api_key.create", Some(&made.id), &ip, details).await;
+    let mut body = serde_json::to_value(&made).map_err(ApiError::internal)?;
+    body["key"] = Value::String(key);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": state.meta.list_api_keys(&caller.tenant).await? })))
+}
+
+/// `DELETE /api/v1/api-keys/{id}`: revokes; the key stays listed, marked revoked.
+pub async fn revoke(
+    caller: Caller<CanManage>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ApiKey>> {
+    let key = state
+        .meta
+        .revoke_api_key(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no API key with id '{id}'")))?;
+    state.auth.keys.clear();
+    audit::record(&state, &caller.tenant, &audit::actor(&caller), "api_key.revoke", Some(&id), &ip, json!({})).await;
+    Ok(Json(key))
+}

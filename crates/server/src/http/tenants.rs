@@ -1,0 +1,130 @@
+//! `/api/v1/tenants`: superusers manage tenants. Deleting one deletes all its data, in
+//! both stores.
+
+use super::audit;
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ClientIp};
+use crate::app::AppState;
+use crate::auth::{Caller, IsSuperuser};
+use crate::ingest::IngestError;
+use crate::store::{StoreError, Tenant};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sightline_core::code::{Code, FieldError};
+use sightline_core::model::TenantId;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantBody {
+    name: Option<String>,
+    id: Option<String>,
+}
+
+fn check_name(name: Option<String>) -> Result<String, FieldError> {
+    let n = name.unwrap_or_default().trim().to_owned();
+    if n.is_empty() || n.chars().count() > 200 {
+        return Err(FieldError::new("name", "name must have 1 to 200 characters"));
+    }
+    Ok(n)
+}
+
+fn parse_id(id: &str) -> ApiResult<TenantId> {
+    // An id that cannot exist names no tenant.
+    TenantId::parse(id).map_err(|_| ApiError::not_found(format!("no tenant '{id}'")))
+}
+
+pub async fn create(
+    caller: Caller<IsSuperuser>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<TenantBody>,
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    let name = check_name(b.name).map_err(|e| ApiError::validation(e.message.clone(), vec![e]))?;
+    let id = match b.id.as_deref() {
+        Some(s) => TenantId::parse(s).map_err(|e| ApiError::field("id", e))?,
+        None => TenantId::parse(&uuid::Uuid::now_v7().to_string()).expect("a uuid is a tenant id"),
+    };
+    let t = state.meta.create_tenant(&id, &name).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::new(Code::Conflict, format!("a tenant with id '{id}' exists already")),
+        e => e.into(),
+    })?;
+    audit::record(
+        &state,
+        &caller.tenant,
+        &audit::actor(&caller),
+        "tenant.create",
+        Some(id.as_str()),
+        &ip,
+        json!({"name": name}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+pub async fn list(_caller: Caller<IsSuperuser>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "data": state.meta.list_tenants().await? })))
+}
+
+pub async fn get(
+    _caller: Caller<IsSuperuser>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Tenant>> {
+    let tid = parse_id(&id)?;
+    state.meta.get_tenant(&tid).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))
+}
+
+pub async fn rename(
+    caller: Caller<IsSuperuser>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<TenantBody>,
+) -> ApiResult<Json<Tenant>> {
+    if b.id.is_some() {
+        return Err(ApiError::field("id", "a tenant's id cannot change"));
+    }
+    let name = check_name(b.name).map_err(|e| ApiError::validation(e.message.clone(), vec![e]))?;
+    let tid = parse_id(&id)?;
+    let t =
+        state.meta.rename_tenant(&tid, &name).await?.ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    audit::record(
+        &state,
+        &caller.tenant,
+        &audit::actor(&caller),
+        "tenant.rename",
+        Some(&id),
+        &ip,
+        json!({"name": name}),
+    )
+    .await;
+    Ok(Json(t))
+}
+
+pub async fn delete(
+    caller: Caller<IsSuperuser>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    let tid = parse_id(&id)?;
+    if tid == caller.tenant {
+        return Err(ApiError::new(Code::Conflict, "a superuser cannot delete the tenant it acts in"));
+    }
+    if state.meta.get_tenant(&tid).await?.is_none() {
+        return Err(ApiError::not_found(format!("no tenant '{id}'")));
+    }
+    // Events first: if that fails the tenant still exists and the delete can be retried.
+    let events = state.ingest.delete_tenant(&tid).await.map_err(|e| match e {
+        IngestError::Closed => ApiError::unavailable("the service is shutting down", 5),
+        e => ApiError::internal(e),
+    })?;
+    state.meta.delete_tenant(&tid).await?;
+    state.auth.forget_tenant(&tid);
+    let details = json!({ "events_deleted": events });
+    audit::record(&state, &caller.tenant, &audit::actor(&caller), "tenant.delete", Some(&id), &ip, details).await;
+    Ok(Json(json!({ "deleted": id, "events_deleted": events })))
+}
