@@ -24,6 +24,7 @@ pub struct Services {
     pub ingest: Ingestor,
     pub auth: Authenticator,
     pub sessions: crate::auth::session::Sessions,
+    pub limiter: crate::http::guard::rate_limit::Limiter,
     pub started: Instant,
 }
 
@@ -71,6 +72,7 @@ impl App {
         bootstrap_admin(&config, stores.meta.as_ref()).await?;
         let (ingest, writer) = Ingestor::start(stores.sink, config.ingest_queue, config.ingest_max_batch);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let limiter = crate::http::guard::rate_limit::Limiter::from_config(&config)?;
         let auth = Authenticator::new(&secret, stores.meta.clone());
         let sessions = crate::auth::session::Sessions::new(
             &secret,
@@ -84,6 +86,7 @@ impl App {
             ingest,
             auth,
             sessions,
+            limiter,
             started: Instant::now(),
         }));
         Ok(App { state, writer, listener })

@@ -68,6 +68,21 @@ pub struct Config {
     pub access_token_ttl_secs: u64,
     /// Lifetime of refresh tokens, in seconds.
     pub refresh_token_ttl_secs: u64,
+    /// Rate limits per tenant and endpoint class, as `COUNT/PERIOD` (second, minute, hour,
+    /// day) or `off`. Defaults from seeds 001 and 004.
+    pub limit_events: String,
+    pub limit_batch: String,
+    pub limit_queries: String,
+    pub limit_reports: String,
+    pub limit_dashboards: String,
+    pub limit_export: String,
+    /// Management endpoints (users, keys, tenants, audit).
+    pub limit_api: String,
+    /// Requests without a valid credential, per client address.
+    pub limit_unauthenticated: String,
+    /// Origins allowed to call the API from a browser (the tracking snippet), besides each
+    /// tenant's own list. `*` allows any.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -87,7 +102,47 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 14 * 24 * 3600,
+            limit_events: "1000/minute".into(),
+            limit_batch: "100/minute".into(),
+            limit_queries: "100/minute".into(),
+            limit_reports: "10/minute".into(),
+            limit_dashboards: "100/minute".into(),
+            limit_export: "10/hour".into(),
+            limit_api: "1000/minute".into(),
+            limit_unauthenticated: "100/hour".into(),
+            cors_origins: Vec::new(),
         }
+    }
+}
+
+/// A rate: `count` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub period: std::time::Duration,
+}
+
+impl Rate {
+    /// `1000/minute`, `10/hour`, `5/second`, `100/day`, or `off` (None).
+    pub fn parse(s: &str) -> Result<Option<Rate>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let err = || format!("'{s}' is not a rate such as 1000/minute or off");
+        let (n, unit) = s.split_once('/').ok_or_else(err)?;
+        let count: u32 = n.trim().parse().map_err(|_| err())?;
+        let secs = match unit.trim().to_ascii_lowercase().as_str() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            "d" | "day" => 86_400,
+            _ => return Err(err()),
+        };
+        if count == 0 {
+            return Err(format!("'{s}': a rate allows at least 1 request; use off to disable"));
+        }
+        Ok(Some(Rate { count, period: std::time::Duration::from_secs(secs) }))
     }
 }
 
@@ -162,10 +217,45 @@ impl Config {
         if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
             return bad("refresh_token_ttl_secs", "must be at least access_token_ttl_secs");
         }
+        for (name, v) in self.limit_settings() {
+            if let Err(e) = Rate::parse(v) {
+                return bad(name, &e);
+            }
+        }
         if self.max_readers == 0 {
             return bad("max_readers", "must be at least 1");
         }
         Ok(())
+    }
+
+    pub fn limit_settings(&self) -> [(&'static str, &str); 8] {
+        [
+            ("limit_events", &self.limit_events),
+            ("limit_batch", &self.limit_batch),
+            ("limit_queries", &self.limit_queries),
+            ("limit_reports", &self.limit_reports),
+            ("limit_dashboards", &self.limit_dashboards),
+            ("limit_export", &self.limit_export),
+            ("limit_api", &self.limit_api),
+            ("limit_unauthenticated", &self.limit_unauthenticated),
+        ]
+    }
+
+    /// Every rate limit set to `off` (benchmarks of the bare path).
+    pub fn without_limits(mut self) -> Self {
+        for v in [
+            &mut self.limit_events,
+            &mut self.limit_batch,
+            &mut self.limit_queries,
+            &mut self.limit_reports,
+            &mut self.limit_dashboards,
+            &mut self.limit_export,
+            &mut self.limit_api,
+            &mut self.limit_unauthenticated,
+        ] {
+            *v = "off".into();
+        }
+        self
     }
 
     pub fn duckdb_path(&self) -> Option<PathBuf> {

@@ -116,7 +116,11 @@ impl<N: Need> FromRequestParts<AppState> for Caller<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = state.auth.authenticate(parts).await?;
+        // The guard middleware may have authenticated this request already.
+        let principal = match parts.extensions.get::<Principal>() {
+            Some(p) => p.clone(),
+            None => state.auth.authenticate(parts).await?,
+        };
         if !N::ACCESS.admits(&principal) {
             return Err(ApiError::forbidden(format!(
                 "role '{}' may not {}; this endpoint needs a role with that permission",

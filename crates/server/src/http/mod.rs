@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod guard;
 pub mod identity;
 pub mod ops;
 pub mod tenants;
@@ -140,6 +141,7 @@ async fn record_metrics(req: Request, next: Next) -> Response {
 /// trailing-slash tolerance (`/health/` is `/health`).
 pub fn service(state: AppState) -> NormalizePath {
     let router = routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .route_layer(middleware::from_fn(record_metrics))
         .layer(
             ServiceBuilder::new()

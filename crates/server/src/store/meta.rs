@@ -159,9 +159,51 @@ pub trait AuditStore: Send + Sync {
     async fn list_audit(&self, tenant: &TenantId, limit: u32, offset: u32) -> StoreResult<Vec<AuditEntry>>;
 }
 
+/// An answer kept for replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// (name, value) pairs worth replaying (content type, location, ...).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyClaim {
+    /// First use: the caller runs the request and then completes or releases the key.
+    Claimed,
+    /// Done before with the same request: replay this.
+    Replay(StoredResponse),
+    /// Used before with a different request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` in `scope` for a request with this fingerprint. Entries older than
+    /// `ttl` are gone; a `running` entry older than `stale` counts as abandoned.
+    async fn claim_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        stale: chrono::Duration,
+    ) -> StoreResult<IdempotencyClaim>;
+    async fn complete_idempotency(&self, scope: &str, key: &str, response: &StoredResponse) -> StoreResult<()>;
+    /// Forgets a claim whose request should be retried for real (it failed on our side).
+    async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()>;
+}
+
 /// Everything the meta store holds.
 #[async_trait]
-pub trait MetaStore: TenantStore + UserStore + KeyStore + SessionStore + AuditStore + 'static {
+pub trait MetaStore:
+    TenantStore + UserStore + KeyStore + SessionStore + AuditStore + IdempotencyStore + 'static
+{
     /// A server-wide setting, created with `make` the first time it is asked for.
     async fn setting_or_init(&self, name: &str, make: &(dyn Fn() -> String + Sync)) -> StoreResult<String>;
     async fn ping(&self) -> StoreResult<()>;

@@ -18,8 +18,16 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A fresh config. Rate limits are raised far above what any test sends, except in the
+/// tests of rate limits, which set their own.
 pub fn config(data_dir: Option<&Path>) -> Config {
+    let high = || "1000000/minute".to_owned();
     Config {
+        limit_events: high(),
+        limit_batch: high(),
+        limit_queries: high(),
+        limit_api: high(),
+        limit_unauthenticated: high(),
         listen: "127.0.0.1:0".parse().unwrap(),
         in_memory: data_dir.is_none(),
         data_dir: data_dir.map(Path::to_path_buf).unwrap_or_default(),

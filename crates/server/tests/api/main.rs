@@ -4,6 +4,7 @@ mod helpers;
 
 mod auth;
 mod errors;
+mod guarantees;
 mod identity;
 mod ingest;
 mod manage;

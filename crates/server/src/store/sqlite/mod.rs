@@ -2,6 +2,7 @@
 //! in UTC, so they sort and read the same from any client. One file per concern.
 
 mod audit;
+mod idempotency;
 mod keys;
 mod sessions;
 mod tenants;
