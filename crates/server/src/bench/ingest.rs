@@ -132,27 +132,69 @@ fn raw_phase(n: usize, dir: &std::path::Path) -> anyhow::Result<PhaseResult> {
     })
 }
 
+/// How requests reach the ingest queue in an HTTP phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    /// The product's routes: JWT, tenant, rate limit (set far above the load), metrics.
+    Guarded,
+    /// As `Guarded`, plus a fresh `Idempotency-Key` on every request.
+    GuardedIdempotent,
+    /// A bare route of this benchmark: parse, validate, queue; no auth, limits or keys.
+    /// Only to measure what the stack costs.
+    Bare,
+}
+
+/// The bare route: the handler's work without the guard or the `Caller` extractor.
+async fn bare_track(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let now = Utc::now();
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else { return axum::http::StatusCode::BAD_REQUEST };
+    let Ok(ev) = sightline_core::event::parse_event(v, "", now, || uuid::Uuid::now_v7().to_string()) else {
+        return axum::http::StatusCode::BAD_REQUEST;
+    };
+    match state.ingest.submit(vec![crate::ingest::to_row(&TenantId::default_tenant(), ev, now)]).await {
+        Ok(()) => axum::http::StatusCode::OK,
+        Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 async fn http_phase(
     name: &'static str,
     dir: &std::path::Path,
     bodies: Vec<(String, Vec<u8>)>,
     clients: usize,
     events: usize,
+    stack: Stack,
 ) -> anyhow::Result<PhaseResult> {
+    // Limits are on, as in production, but far above this load: their cost is measured,
+    // their refusals are not.
+    let high = || "1000000000/minute".to_owned();
     let cfg = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.to_path_buf(),
         jwt_secret: Some(Secret::new(SECRET)),
         log_level: "warn".into(),
+        limit_events: high(),
+        limit_batch: high(),
         ..Config::default()
     };
     let app = App::build(cfg).await?;
-    let addr = app.local_addr();
+    let mut addr = app.local_addr();
     let state = app.state();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
+    let bare_server = if stack == Stack::Bare {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        addr = listener.local_addr()?;
+        let router = axum::Router::new().route("/bare", axum::routing::post(bare_track)).with_state(state.clone());
+        Some(tokio::spawn(async move { axum::serve(listener, router).await }))
+    } else {
+        None
+    };
     let token = sign_hs256(
         SECRET.as_bytes(),
         &Claims {
@@ -175,16 +217,21 @@ async fn http_phase(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((path, body)) = bodies.get(i) else { break };
+                let path = if stack == Stack::Bare { "/bare" } else { path.as_str() };
                 let t = Instant::now();
                 // A 503 (queue full) is retried after a pause, as a client should.
                 loop {
-                    let res = client
+                    let mut req = client
                         .post(format!("{base}{path}"))
-                        .bearer_auth(&token)
                         .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await?;
+                        .body(body.clone());
+                    if stack != Stack::Bare {
+                        req = req.bearer_auth(&token);
+                    }
+                    if stack == Stack::GuardedIdempotent {
+                        req = req.header("idempotency-key", format!("bench-{i}"));
+                    }
+                    let res = req.send().await?;
                     match res.status().as_u16() {
                         200 => break,
                         503 => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -204,6 +251,9 @@ async fn http_phase(
     lat.sort();
     let stored = state.events.total_events().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(stored as usize == events, "{name}: stored {stored} of {events}");
+    if let Some(b) = bare_server {
+        b.abort();
+    }
     let _ = stop.send(());
     server.await??;
     Ok(PhaseResult {
@@ -236,17 +286,49 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
         })
         .collect();
     eprintln!("batch: {} requests of {} from {} clients ...", batches.len(), args.batch_size, args.batch_clients);
-    let batch = rt.block_on(http_phase("batch POST", &sub("batch")?, batches, args.batch_clients, args.events))?;
+    let batch = rt.block_on(http_phase(
+        "batch POST",
+        &sub("batch")?,
+        batches,
+        args.batch_clients,
+        args.events,
+        Stack::Guarded,
+    ))?;
 
     let singles: Vec<(String, Vec<u8>)> = (0..args.single_events)
         .map(|i| ("/api/v1/analytics/events".to_owned(), serde_json::to_vec(&event(i)).expect("json")))
         .collect();
     eprintln!("single: {} requests from {} clients ...", singles.len(), args.clients);
-    let single = rt.block_on(http_phase("single POST", &sub("single")?, singles, args.clients, args.single_events))?;
+    let single = rt.block_on(http_phase(
+        "single POST",
+        &sub("single")?,
+        singles.clone(),
+        args.clients,
+        args.single_events,
+        Stack::Guarded,
+    ))?;
+    eprintln!("single, bare route (no auth, limits, keys) ...");
+    let bare = rt.block_on(http_phase(
+        "single POST, bare",
+        &sub("bare")?,
+        singles.clone(),
+        args.clients,
+        args.single_events,
+        Stack::Bare,
+    ))?;
+    eprintln!("single, with Idempotency-Key ...");
+    let keyed = rt.block_on(http_phase(
+        "single POST + Idempotency-Key",
+        &sub("keyed")?,
+        singles,
+        args.clients,
+        args.single_events,
+        Stack::GuardedIdempotent,
+    ))?;
 
     println!("| phase | events | seconds | events/s | p50 ms | p99 ms | peak RSS MiB | vs raw |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in [&raw, &batch, &single] {
+    for r in [&raw, &batch, &single, &bare, &keyed] {
         let ms = |v: f64| if v.is_nan() { "-".to_owned() } else { format!("{v:.2}") };
         println!(
             "| {} | {} | {:.2} | {:.0} | {} | {} | {:.0} | {:.1}% |",
@@ -260,6 +342,18 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
             100.0 * r.rate() / raw.rate()
         );
     }
+    let per_req_us = |r: &PhaseResult| 1e6 * r.secs / r.events as f64;
+    println!(
+        "\nstack overhead per single POST (64 clients, wall time per event): auth + tenant + rate limit {:+.1} us ({:+.1}%), \
+         plus Idempotency-Key {:+.1} us ({:+.1}%); p50 {:.2} / {:.2} / {:.2} ms (bare / guarded / keyed)",
+        per_req_us(&single) - per_req_us(&bare),
+        100.0 * (per_req_us(&single) / per_req_us(&bare) - 1.0),
+        per_req_us(&keyed) - per_req_us(&bare),
+        100.0 * (per_req_us(&keyed) / per_req_us(&bare) - 1.0),
+        bare.p50_ms,
+        single.p50_ms,
+        keyed.p50_ms,
+    );
     println!(
         "\ntargets: batch >= 35% of raw ({}), single >= 10000 events/s ({}) with p99 <= 25 ms ({})",
         if batch.rate() >= 0.35 * raw.rate() { "met" } else { "MISSED" },

@@ -1,6 +1,7 @@
 //! `sightline bench ...`: benchmarks anyone can rerun, reporting ratios measured in one
 //! run so that a shared machine's drift cancels out.
 
+pub mod auth;
 pub mod ingest;
 
 use clap::Subcommand;
@@ -9,10 +10,13 @@ use clap::Subcommand;
 pub enum BenchCmd {
     /// Ingest throughput and latency: raw DuckDB Appender vs batches vs single events.
     Ingest(ingest::IngestArgs),
+    /// What credentials cost: token issue and verify, API keys, password checks.
+    Auth(auth::AuthArgs),
 }
 
 pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Ingest(args) => ingest::run(args, rt),
+        BenchCmd::Auth(args) => auth::run(args, rt),
     }
 }

@@ -16,7 +16,7 @@ impl AuditStore for SqliteMeta {
             .bind(&e.target)
             .bind(&e.ip)
             .bind(e.details.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())

@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 
+static PURGE_TICK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[async_trait]
 impl IdempotencyStore for SqliteMeta {
     async fn claim_idempotency(
@@ -15,26 +17,30 @@ impl IdempotencyStore for SqliteMeta {
         ttl: Duration,
         stale: Duration,
     ) -> StoreResult<IdempotencyClaim> {
-        // Expired entries, and abandoned claims of this key, make room first.
-        sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ? OR (scope = ? AND key = ? AND state = 'running' AND created_at <= ?)")
-            .bind(ts(now))
-            .bind(scope)
-            .bind(key)
-            .bind(ts(now - stale))
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        // The INSERT decides: of concurrent first uses exactly one claims.
+        // Now and then, expired entries go; most claims do not pay for it.
+        if PURGE_TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000 == 0 {
+            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
+                .bind(ts(now))
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+        }
+        // One statement decides: a first use inserts; an expired entry, or a claim
+        // abandoned by a crash, is taken over; anything else stays, and of concurrent
+        // first uses exactly one wins.
         let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, state, created_at, expires_at) VALUES (?, ?, ?, 'running', ?, ?) \
-             ON CONFLICT (scope, key) DO NOTHING",
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'running', status = NULL, \
+             headers = NULL, body = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at \
+             WHERE idempotency_keys.expires_at <= ?4 OR (idempotency_keys.state = 'running' AND idempotency_keys.created_at <= ?6)",
         )
         .bind(scope)
         .bind(key)
         .bind(fingerprint)
         .bind(ts(now))
         .bind(ts(now + ttl))
-        .execute(&self.pool)
+        .bind(ts(now - stale))
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         if claimed.rows_affected() == 1 {
@@ -78,7 +84,7 @@ impl IdempotencyStore for SqliteMeta {
         .bind(&r.body)
         .bind(scope)
         .bind(key)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -88,7 +94,7 @@ impl IdempotencyStore for SqliteMeta {
         sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = 'running'")
             .bind(scope)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())

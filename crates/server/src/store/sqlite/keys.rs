@@ -32,7 +32,7 @@ impl KeyStore for SqliteMeta {
         .bind(key.role.as_str())
         .bind(ts(key.created_at))
         .bind(key.expires_at.map(ts))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(key)
@@ -61,7 +61,7 @@ impl KeyStore for SqliteMeta {
             .bind(ts(Utc::now()))
             .bind(tenant.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         let row = sqlx::query(&format!("{COLUMNS} WHERE tenant_id = ? AND id = ?"))
@@ -77,7 +77,7 @@ impl KeyStore for SqliteMeta {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
             .bind(ts(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(())

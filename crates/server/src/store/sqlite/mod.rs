@@ -22,7 +22,11 @@ use std::time::Duration;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteMeta {
+    /// Reads, on several connections.
     pub(super) pool: SqlitePool,
+    /// Writes, on one connection: SQLite takes one writer at a time, and writers queued
+    /// here wait in order instead of sleeping in SQLite's busy handler.
+    pub(super) writer: SqlitePool,
 }
 
 impl SqliteMeta {
@@ -55,11 +59,22 @@ impl SqliteMeta {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .context("opening the SQLite meta store")?;
         MIGRATOR.run(&pool).await.context("migrating the SQLite meta store")?;
-        Ok(Self { pool })
+        let writer = match path {
+            None => pool.clone(),
+            Some(_) => SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .context("opening the SQLite meta store's writer")?,
+        };
+        Ok(Self { pool, writer })
     }
 }
 
@@ -135,7 +150,7 @@ impl MetaStore for SqliteMeta {
         sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(make())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         let v: String = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")

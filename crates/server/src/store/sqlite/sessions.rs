@@ -18,7 +18,7 @@ impl SessionStore for SqliteMeta {
         .bind(token_hash)
         .bind(ts(Utc::now()))
         .bind(ts(t.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())
@@ -32,7 +32,7 @@ impl SessionStore for SqliteMeta {
         )
         .bind(ts(now))
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(backend)?;
         if let Some(row) = claimed {
@@ -59,7 +59,7 @@ impl SessionStore for SqliteMeta {
                 sqlx::query("UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE family_id = ?")
                     .bind(ts(now))
                     .bind(f)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(backend)?;
                 Ok(RefreshUse::Replayed)
@@ -74,7 +74,7 @@ impl SessionStore for SqliteMeta {
         .bind(ts(Utc::now()))
         .bind(tenant.as_str())
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(())

@@ -14,7 +14,7 @@ impl TenantStore for SqliteMeta {
             .bind(id.as_str())
             .bind(name)
             .bind(ts(t.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(t)
@@ -26,7 +26,7 @@ impl TenantStore for SqliteMeta {
                 .bind(id.as_str())
                 .bind(name)
                 .bind(ts(Utc::now()))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(backend)?;
         Ok(done.rows_affected() == 1)
@@ -51,7 +51,7 @@ impl TenantStore for SqliteMeta {
         sqlx::query("UPDATE tenants SET name = ? WHERE id = ?")
             .bind(name)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         self.get_tenant(id).await
@@ -61,7 +61,7 @@ impl TenantStore for SqliteMeta {
         // Users, keys, tokens and audit lines go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)

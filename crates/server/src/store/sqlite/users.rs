@@ -28,7 +28,7 @@ impl UserStore for SqliteMeta {
         .bind(user.role.as_str())
         .bind(user.superuser as i64)
         .bind(ts(user.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         Ok(user)
@@ -73,7 +73,7 @@ impl UserStore for SqliteMeta {
         .bind(change.password_hash)
         .bind(tenant.as_str())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(backend)?;
         self.get_user(tenant, id).await
@@ -83,7 +83,7 @@ impl UserStore for SqliteMeta {
         let done = sqlx::query("DELETE FROM users WHERE tenant_id = ? AND id = ?")
             .bind(tenant.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)
