@@ -25,6 +25,7 @@ pub struct Services {
     pub auth: Authenticator,
     pub sessions: crate::auth::session::Sessions,
     pub limiter: crate::http::guard::rate_limit::Limiter,
+    pub cors: crate::http::hygiene::CorsPolicy,
     pub started: Instant,
 }
 
@@ -73,6 +74,7 @@ impl App {
         let (ingest, writer) = Ingestor::start(stores.sink, config.ingest_queue, config.ingest_max_batch);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let limiter = crate::http::guard::rate_limit::Limiter::from_config(&config)?;
+        let cors = crate::http::hygiene::CorsPolicy::load(&config.cors_origins, stores.meta.as_ref()).await?;
         let auth = Authenticator::new(&secret, stores.meta.clone());
         let sessions = crate::auth::session::Sessions::new(
             &secret,
@@ -87,6 +89,7 @@ impl App {
             auth,
             sessions,
             limiter,
+            cors,
             started: Instant::now(),
         }));
         Ok(App { state, writer, listener })

@@ -83,6 +83,37 @@ pub struct Config {
     /// Origins allowed to call the API from a browser (the tracking snippet), besides each
     /// tenant's own list. `*` allows any.
     pub cors_origins: Vec<String>,
+    /// Routes the operator has marked deprecated; their answers carry `Deprecation` and
+    /// `Sunset` headers.
+    pub deprecated_routes: Vec<DeprecatedRoute>,
+}
+
+/// A route marked deprecated: `[[deprecated_routes]] path = "/api/v1/..." deprecation =
+/// "2027-01-01" sunset = "2027-06-30" link = "https://..."`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeprecatedRoute {
+    pub path: String,
+    /// The date (YYYY-MM-DD) from which the route is deprecated.
+    pub deprecation: chrono::NaiveDate,
+    /// The date it will be removed.
+    pub sunset: Option<chrono::NaiveDate>,
+    /// Where the change is explained.
+    pub link: Option<String>,
+}
+
+fn http_date(d: chrono::NaiveDate) -> String {
+    // RFC 7231's IMF-fixdate.
+    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+impl DeprecatedRoute {
+    pub fn deprecation_header(&self) -> String {
+        http_date(self.deprecation)
+    }
+    pub fn sunset_header(&self) -> Option<String> {
+        self.sunset.map(http_date)
+    }
 }
 
 impl Default for Config {
@@ -111,6 +142,7 @@ impl Default for Config {
             limit_api: "1000/minute".into(),
             limit_unauthenticated: "100/hour".into(),
             cors_origins: Vec::new(),
+            deprecated_routes: Vec::new(),
         }
     }
 }
@@ -220,6 +252,14 @@ impl Config {
         for (name, v) in self.limit_settings() {
             if let Err(e) = Rate::parse(v) {
                 return bad(name, &e);
+            }
+        }
+        for d in &self.deprecated_routes {
+            if !d.path.starts_with('/') {
+                return bad("deprecated_routes", &format!("path '{}' must start with /", d.path));
+            }
+            if d.sunset.is_some_and(|s| s < d.deprecation) {
+                return bad("deprecated_routes", &format!("{}: sunset comes before deprecation", d.path));
             }
         }
         if self.max_readers == 0 {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod guard;
+pub mod hygiene;
 pub mod identity;
 pub mod ops;
 pub mod tenants;
@@ -20,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use error::ApiError;
 use sightline_core::code::Code;
 use std::time::Instant;
@@ -91,6 +92,8 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::POST, "/api/v1/api-keys", access::<CanManage>(), post(api_keys::create).layer(small)),
         r(M::DELETE, "/api/v1/api-keys/{id}", access::<CanManage>(), delete(api_keys::revoke)),
         r(M::GET, "/api/v1/audit", access::<CanManage>(), get(audit::list)),
+        r(M::GET, "/api/v1/settings/cors", access::<CanManage>(), get(hygiene::get_cors)),
+        r(M::PUT, "/api/v1/settings/cors", access::<CanManage>(), put(hygiene::put_cors).layer(small)),
         // Operations.
         r(M::GET, "/health", public, get(ops::health)),
         r(M::GET, "/live", public, get(ops::live)),
@@ -151,6 +154,8 @@ pub fn service(state: AppState) -> NormalizePath {
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
+                .layer(middleware::from_fn_with_state(state.clone(), hygiene::security_headers))
+                .layer(middleware::from_fn_with_state(state.clone(), hygiene::cors))
                 .layer(middleware::from_fn(error::complete_problems)),
         )
         .with_state(state);

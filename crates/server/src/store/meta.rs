@@ -120,6 +120,10 @@ pub trait TenantStore: Send + Sync {
     async fn rename_tenant(&self, id: &TenantId, name: &str) -> StoreResult<Option<Tenant>>;
     /// Deletes the tenant and every object it owns here; false when there was none.
     async fn delete_tenant(&self, id: &TenantId) -> StoreResult<bool>;
+    async fn get_tenant_setting(&self, id: &TenantId, name: &str) -> StoreResult<Option<serde_json::Value>>;
+    async fn put_tenant_setting(&self, id: &TenantId, name: &str, value: &serde_json::Value) -> StoreResult<()>;
+    /// One setting of every tenant that has it.
+    async fn all_tenant_settings(&self, name: &str) -> StoreResult<Vec<(TenantId, serde_json::Value)>>;
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@ mod helpers;
 mod auth;
 mod errors;
 mod guarantees;
+mod hygiene;
 mod identity;
 mod ingest;
 mod manage;

@@ -64,6 +64,9 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if let Some(d) = decision {
         add_limit_headers(&mut res, &d);
     }
+    if let Some(p) = principal {
+        res.extensions_mut().insert(super::hygiene::AnsweredFor(p.tenant));
+    }
     res
 }
 

@@ -1,5 +1,5 @@
 use super::{SqliteMeta, backend, tenant_from, ts};
-use crate::store::{StoreResult, Tenant, TenantStore};
+use crate::store::{StoreError, StoreResult, Tenant, TenantStore};
 use async_trait::async_trait;
 use chrono::Utc;
 use sightline_core::model::TenantId;
@@ -65,5 +65,42 @@ impl TenantStore for SqliteMeta {
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_tenant_setting(&self, id: &TenantId, name: &str) -> StoreResult<Option<serde_json::Value>> {
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT value FROM tenant_settings WHERE tenant_id = ? AND name = ?")
+                .bind(id.as_str())
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(v.map(|v| serde_json::from_str(&v)).transpose().map_err(|e| StoreError::Backend(e.into()))?)
+    }
+
+    async fn put_tenant_setting(&self, id: &TenantId, name: &str, value: &serde_json::Value) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, name, value) VALUES (?, ?, ?) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(value.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn all_tenant_settings(&self, name: &str) -> StoreResult<Vec<(TenantId, serde_json::Value)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT tenant_id, value FROM tenant_settings WHERE name = ?")
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(t, v)| Ok((super::tenant_id(&t)?, serde_json::from_str(&v).map_err(anyhow::Error::from)?)))
+            .collect::<anyhow::Result<_>>()
+            .map_err(StoreError::Backend)
     }
 }
