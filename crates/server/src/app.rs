@@ -75,7 +75,15 @@ impl App {
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let limiter = crate::http::guard::rate_limit::Limiter::from_config(&config)?;
         let cors = crate::http::hygiene::CorsPolicy::load(&config.cors_origins, stores.meta.as_ref()).await?;
-        let auth = Authenticator::new(&secret, stores.meta.clone());
+        let mut verifier = crate::auth::jwt::JwtVerifier::hs256(secret.as_bytes());
+        if let Some(path) = &config.jwks_file {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading jwks_file {}", path.display()))?;
+            verifier = verifier
+                .with_jwks(&text, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref())
+                .with_context(|| format!("jwks_file {}", path.display()))?;
+        }
+        let auth = Authenticator::new(verifier, stores.meta.clone());
         let sessions = crate::auth::session::Sessions::new(
             &secret,
             Duration::from_secs(config.access_token_ttl_secs),

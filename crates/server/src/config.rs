@@ -50,6 +50,12 @@ pub struct Config {
     /// HS256 secret shared with an external auth server. Without one, Sightline makes a
     /// random secret on first start and keeps it in the meta store.
     pub jwt_secret: Option<Secret>,
+    /// A JWKS file of an external issuer's RS256/ES256 public keys.
+    pub jwks_file: Option<PathBuf>,
+    /// When set, RS256/ES256 tokens must carry this `iss` ...
+    pub jwt_issuer: Option<String>,
+    /// ... and this `aud`.
+    pub jwt_audience: Option<String>,
     /// On first start, create this admin in the default tenant.
     pub admin_username: Option<String>,
     pub admin_password: Option<Secret>,
@@ -123,6 +129,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             in_memory: false,
             jwt_secret: None,
+            jwks_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
             admin_username: None,
             admin_password: None,
             log_format: LogFormat::Pretty,

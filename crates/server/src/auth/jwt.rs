@@ -1,5 +1,9 @@
-//! HS256 bearer tokens. Claims: `sub`, `role` or `roles` (array), `tenant_id` (none means
-//! the default tenant), `exp` (required).
+//! Bearer JWTs. HS256 with the shared secret (this server's own tokens, and an external
+//! auth server that shares the secret, as seed 003 does); RS256 and ES256 with the keys
+//! of a JWKS file, where the key named by `kid` fixes the algorithm, so a token cannot pick
+//! another (no `alg: none`, no HS/RS confusion). Claims: `sub`, `role` or `roles` (array),
+//! `tenant_id` (none means the default tenant), `exp` (required); `iss` and `aud` are
+//! checked on RS256/ES256 tokens when configured.
 
 use super::{AuthMethod, Principal};
 use crate::http::error::ApiError;
@@ -37,26 +41,103 @@ pub struct Claims {
     pub token_type: Option<String>,
 }
 
+/// A public key of an external issuer.
+struct ExternalKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    external: Vec<ExternalKey>,
+    external_validation: std::collections::HashMap<Algorithm, Validation>,
+}
+
+fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_required_spec_claims(&["exp", "sub"]);
+    v.leeway = 30;
+    match issuer {
+        Some(i) => v.set_issuer(&[i]),
+        None => v.iss = None,
+    }
+    match audience {
+        Some(a) => v.set_audience(&[a]),
+        None => v.validate_aud = false,
+    }
+    v
 }
 
 impl JwtVerifier {
     pub fn hs256(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
-        Self { key: DecodingKey::from_secret(secret), validation }
+        Self {
+            key: DecodingKey::from_secret(secret),
+            validation: validation(Algorithm::HS256, None, None),
+            external: Vec::new(),
+            external_validation: Default::default(),
+        }
+    }
+
+    /// Adds the RS256/ES256 keys of a JWKS document.
+    pub fn with_jwks(mut self, jwks: &str, issuer: Option<&str>, audience: Option<&str>) -> anyhow::Result<Self> {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| anyhow::anyhow!("the JWKS is not a JWK set: {e}"))?;
+        for jwk in &set.keys {
+            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+                (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+                (other, _) => anyhow::bail!(
+                    "JWKS key {:?}: only RS256 and ES256 keys are accepted, not {other:?}",
+                    jwk.common.key_id
+                ),
+            };
+            let key =
+                DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {:?}: {e}", jwk.common.key_id))?;
+            self.external.push(ExternalKey { kid: jwk.common.key_id.clone(), alg, key });
+            self.external_validation.entry(alg).or_insert_with(|| validation(alg, issuer, audience));
+        }
+        Ok(self)
+    }
+
+    /// The key and rules for a token, chosen by its header; the key fixes the algorithm.
+    fn key_for(&self, token: &str) -> Result<(&DecodingKey, &Validation), ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| ApiError::unauthorized(format!("the token is not a valid JWT: {e}")))?;
+        match header.alg {
+            Algorithm::HS256 => Ok((&self.key, &self.validation)),
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let key = match &header.kid {
+                    Some(kid) => self.external.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
+                    None if self.external.len() == 1 => self.external.first(),
+                    None => None,
+                }
+                .ok_or_else(|| ApiError::unauthorized("the token's key (kid) is not one this server knows"))?;
+                if key.alg != header.alg {
+                    return Err(ApiError::unauthorized(format!(
+                        "the token says {:?} but its key is for {:?}",
+                        header.alg, key.alg
+                    )));
+                }
+                Ok((&key.key, &self.external_validation[&key.alg]))
+            }
+            other => Err(ApiError::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
+        }
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+        let (key, validation) = self.key_for(token)?;
+        let data = decode::<Claims>(token, key, validation).map_err(|e| {
             ApiError::unauthorized(match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
                 ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
-                ErrorKind::InvalidAlgorithm => "the token must be signed with HS256".to_owned(),
+                ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its key".to_owned(),
+                ErrorKind::InvalidIssuer => "the token's issuer (iss) is not the configured one".to_owned(),
+                ErrorKind::InvalidAudience => "the token's audience (aud) is not the configured one".to_owned(),
                 ErrorKind::MissingRequiredClaim(c) => format!("the token has no '{c}' claim"),
                 _ => format!("the token is not valid: {e}"),
             })

@@ -142,13 +142,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(jwt_secret: &str, meta: Arc<dyn MetaStore>) -> Self {
-        Self {
-            jwt: jwt::JwtVerifier::hs256(jwt_secret.as_bytes()),
-            keys: api_key::KeyCache::default(),
-            meta,
-            known_tenants: Mutex::new(HashSet::new()),
-        }
+    pub fn new(jwt: jwt::JwtVerifier, meta: Arc<dyn MetaStore>) -> Self {
+        Self { jwt, keys: api_key::KeyCache::default(), meta, known_tenants: Mutex::new(HashSet::new()) }
     }
 
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, ApiError> {

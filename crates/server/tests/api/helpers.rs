@@ -145,3 +145,16 @@ pub fn assert_problem(got: &(u16, Value, String), status: u16) -> Value {
     assert!(!body["detail"].as_str().unwrap().is_empty());
     body.clone()
 }
+
+/// base64url without padding (JWT segments, JWK members).
+pub fn b64url(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}

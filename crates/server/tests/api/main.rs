@@ -8,6 +8,7 @@ mod guarantees;
 mod hygiene;
 mod identity;
 mod ingest;
+mod jwks;
 mod manage;
 mod matrix;
 mod ops;
