@@ -75,7 +75,11 @@ impl App {
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let limiter = crate::http::guard::rate_limit::Limiter::from_config(&config)?;
         let cors = crate::http::hygiene::CorsPolicy::load(&config.cors_origins, stores.meta.as_ref()).await?;
-        let mut verifier = crate::auth::jwt::JwtVerifier::hs256(secret.as_bytes());
+        let mut verifier = crate::auth::jwt::JwtVerifier::hs256(secret.as_bytes()).with_claim_names(
+            &config.jwt_role_claim,
+            &config.jwt_roles_claim,
+            &config.jwt_tenant_claim,
+        );
         if let Some(path) = &config.jwks_file {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("reading jwks_file {}", path.display()))?;

@@ -56,6 +56,10 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     /// ... and this `aud`.
     pub jwt_audience: Option<String>,
+    /// Names of the claims that carry the role, the roles array and the tenant.
+    pub jwt_role_claim: String,
+    pub jwt_roles_claim: String,
+    pub jwt_tenant_claim: String,
     /// On first start, create this admin in the default tenant.
     pub admin_username: Option<String>,
     pub admin_password: Option<Secret>,
@@ -132,6 +136,9 @@ impl Default for Config {
             jwks_file: None,
             jwt_issuer: None,
             jwt_audience: None,
+            jwt_role_claim: "role".into(),
+            jwt_roles_claim: "roles".into(),
+            jwt_tenant_claim: "tenant_id".into(),
             admin_username: None,
             admin_password: None,
             log_format: LogFormat::Pretty,

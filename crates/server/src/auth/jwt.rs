@@ -53,6 +53,8 @@ pub struct JwtVerifier {
     validation: Validation,
     external: Vec<ExternalKey>,
     external_validation: std::collections::HashMap<Algorithm, Validation>,
+    /// Claim names an external issuer uses for (role, roles, tenant), when not ours.
+    claim_names: Option<(String, String, String)>,
 }
 
 fn validation(alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
@@ -77,7 +79,17 @@ impl JwtVerifier {
             validation: validation(Algorithm::HS256, None, None),
             external: Vec::new(),
             external_validation: Default::default(),
+            claim_names: None,
         }
+    }
+
+    /// Reads role, roles and tenant from these claims (falling back to `role`, `roles`,
+    /// `tenant_id`), for issuers that name them otherwise.
+    pub fn with_claim_names(mut self, role: &str, roles: &str, tenant: &str) -> Self {
+        if (role, roles, tenant) != ("role", "roles", "tenant_id") {
+            self.claim_names = Some((role.to_owned(), roles.to_owned(), tenant.to_owned()));
+        }
+        self
     }
 
     /// Adds the RS256/ES256 keys of a JWKS document.
@@ -131,7 +143,7 @@ impl JwtVerifier {
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         use jsonwebtoken::errors::ErrorKind;
         let (key, validation) = self.key_for(token)?;
-        let data = decode::<Claims>(token, key, validation).map_err(|e| {
+        let data = decode::<serde_json::Map<String, serde_json::Value>>(token, key, validation).map_err(|e| {
             ApiError::unauthorized(match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
                 ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
@@ -142,7 +154,16 @@ impl JwtVerifier {
                 _ => format!("the token is not valid: {e}"),
             })
         })?;
-        let c = data.claims;
+        let mut map = data.claims;
+        if let Some((role, roles, tenant)) = &self.claim_names {
+            for (from, to) in [(role, "role"), (roles, "roles"), (tenant, "tenant_id")] {
+                if let Some(v) = map.get(from.as_str()).cloned() {
+                    map.insert(to.to_owned(), v);
+                }
+            }
+        }
+        let c: Claims = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| ApiError::unauthorized(format!("the token's claims are not of the expected types: {e}")))?;
         let names: Vec<&str> =
             c.role.iter().map(String::as_str).chain(c.roles.iter().flatten().map(String::as_str)).collect();
         let local = c.auth_method.as_deref() == Some("password");

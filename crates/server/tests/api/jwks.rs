@@ -115,3 +115,23 @@ async fn a_bad_jwks_file_stops_the_start_with_a_clear_message() {
     let err = sightline::app::App::build(cfg).await.err().expect("refused").to_string();
     assert!(err.contains("jwks_file"), "{err}");
 }
+
+#[tokio::test]
+async fn claim_names_are_configurable() {
+    let mut cfg = config(None);
+    cfg.jwt_roles_claim = "groups".into();
+    cfg.jwt_tenant_claim = "org".into();
+    let app = TestApp::with_config(cfg).await;
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let t = sign(
+        Algorithm::HS256,
+        None,
+        &key,
+        &json!({"sub": "x", "exp": Utc::now().timestamp() + 600, "groups": ["analyst"], "org": "org-7"}),
+    );
+    let (s, me, _) = send(app.get("/api/v1/auth/me").bearer_auth(t)).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!((me["tenant_id"].as_str(), me["role"].as_str()), (Some("org-7"), Some("analyst")));
+    // The standard names still work (this server's own tokens use them).
+    assert_eq!(send(app.get("/api/v1/auth/me").bearer_auth(token("viewer", Some("t")))).await.1["tenant_id"], "t");
+}
