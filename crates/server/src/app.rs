@@ -87,6 +87,11 @@ impl App {
                 .with_jwks(&text, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref())
                 .with_context(|| format!("jwks_file {}", path.display()))?;
         }
+        if let Some(url) = &config.jwks_url {
+            let every = Duration::from_secs(config.jwks_refetch_secs);
+            verifier =
+                verifier.with_jwks_url(url, every, config.jwt_issuer.as_deref(), config.jwt_audience.as_deref()).await;
+        }
         let auth = Authenticator::new(verifier, stores.meta.clone());
         let sessions = crate::auth::session::Sessions::new(
             &secret,

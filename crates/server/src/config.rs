@@ -52,6 +52,10 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// A JWKS file of an external issuer's RS256/ES256 public keys.
     pub jwks_file: Option<PathBuf>,
+    /// Or a JWKS URL, fetched at start and again when a token names an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// Fewest seconds between two fetches of `jwks_url`.
+    pub jwks_refetch_secs: u64,
     /// When set, RS256/ES256 tokens must carry this `iss` ...
     pub jwt_issuer: Option<String>,
     /// ... and this `aud`.
@@ -134,6 +138,8 @@ impl Default for Config {
             in_memory: false,
             jwt_secret: None,
             jwks_file: None,
+            jwks_url: None,
+            jwks_refetch_secs: 30,
             jwt_issuer: None,
             jwt_audience: None,
             jwt_role_claim: "role".into(),

@@ -41,6 +41,28 @@ pub struct Claims {
     pub token_type: Option<String>,
 }
 
+const UNKNOWN_KID: &str = "the token's key (kid) is not one this server knows";
+
+fn parse_jwks(jwks: &str) -> anyhow::Result<Vec<ExternalKey>> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+    let set: JwkSet = serde_json::from_str(jwks).map_err(|e| anyhow::anyhow!("the JWKS is not a JWK set: {e}"))?;
+    let mut out = Vec::new();
+    for jwk in &set.keys {
+        let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+            (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+            (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+            (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+            (other, _) => {
+                anyhow::bail!("JWKS key {:?}: only RS256 and ES256 keys are accepted, not {other:?}", jwk.common.key_id)
+            }
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {:?}: {e}", jwk.common.key_id))?;
+        out.push(ExternalKey { kid: jwk.common.key_id.clone(), alg, key });
+    }
+    Ok(out)
+}
+
 /// A public key of an external issuer.
 struct ExternalKey {
     kid: Option<String>,
@@ -51,8 +73,12 @@ struct ExternalKey {
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
-    external: Vec<ExternalKey>,
+    external: std::sync::RwLock<Vec<ExternalKey>>,
     external_validation: std::collections::HashMap<Algorithm, Validation>,
+    /// Where to fetch the keys again when a token names an unknown `kid`.
+    jwks_url: Option<String>,
+    refetch_every: std::time::Duration,
+    last_fetch: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Claim names an external issuer uses for (role, roles, tenant), when not ours.
     claim_names: Option<(String, String, String)>,
 }
@@ -77,8 +103,11 @@ impl JwtVerifier {
         Self {
             key: DecodingKey::from_secret(secret),
             validation: validation(Algorithm::HS256, None, None),
-            external: Vec::new(),
+            external: Default::default(),
             external_validation: Default::default(),
+            jwks_url: None,
+            refetch_every: std::time::Duration::from_secs(30),
+            last_fetch: tokio::sync::Mutex::new(None),
             claim_names: None,
         }
     }
@@ -94,56 +123,97 @@ impl JwtVerifier {
 
     /// Adds the RS256/ES256 keys of a JWKS document.
     pub fn with_jwks(mut self, jwks: &str, issuer: Option<&str>, audience: Option<&str>) -> anyhow::Result<Self> {
-        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
-        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| anyhow::anyhow!("the JWKS is not a JWK set: {e}"))?;
-        for jwk in &set.keys {
-            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
-                (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
-                (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
-                (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
-                (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-                (other, _) => anyhow::bail!(
-                    "JWKS key {:?}: only RS256 and ES256 keys are accepted, not {other:?}",
-                    jwk.common.key_id
-                ),
-            };
-            let key =
-                DecodingKey::from_jwk(jwk).map_err(|e| anyhow::anyhow!("JWKS key {:?}: {e}", jwk.common.key_id))?;
-            self.external.push(ExternalKey { kid: jwk.common.key_id.clone(), alg, key });
-            self.external_validation.entry(alg).or_insert_with(|| validation(alg, issuer, audience));
-        }
+        self = self.with_external_rules(issuer, audience);
+        let keys = parse_jwks(jwks)?;
+        self.external.write().expect("jwks").extend(keys);
         Ok(self)
     }
 
+    /// Fetches keys from `url` (now, and again at most every `refetch_every` when a token
+    /// names an unknown `kid`, as an issuer rotating keys needs).
+    pub async fn with_jwks_url(
+        mut self,
+        url: &str,
+        refetch_every: std::time::Duration,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
+        self = self.with_external_rules(issuer, audience);
+        self.jwks_url = Some(url.to_owned());
+        self.refetch_every = refetch_every;
+        if let Err(e) = self.refetch().await {
+            tracing::warn!(error = %e, url, "could not fetch the JWKS; tokens of its keys fail until it answers");
+        }
+        self
+    }
+
+    fn with_external_rules(mut self, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        for alg in [Algorithm::RS256, Algorithm::ES256] {
+            self.external_validation.insert(alg, validation(alg, issuer, audience));
+        }
+        self
+    }
+
+    async fn refetch(&self) -> anyhow::Result<()> {
+        let Some(url) = &self.jwks_url else { return Ok(()) };
+        *self.last_fetch.lock().await = Some(std::time::Instant::now());
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+        let text = client.get(url).send().await?.error_for_status()?.text().await?;
+        let keys = parse_jwks(&text)?;
+        *self.external.write().expect("jwks") = keys;
+        Ok(())
+    }
+
     /// The key and rules for a token, chosen by its header; the key fixes the algorithm.
-    fn key_for(&self, token: &str) -> Result<(&DecodingKey, &Validation), ApiError> {
+    fn key_for(&self, token: &str) -> Result<(DecodingKey, &Validation), ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| ApiError::unauthorized(format!("the token is not a valid JWT: {e}")))?;
         match header.alg {
-            Algorithm::HS256 => Ok((&self.key, &self.validation)),
+            Algorithm::HS256 => Ok((self.key.clone(), &self.validation)),
             Algorithm::RS256 | Algorithm::ES256 => {
+                let external = self.external.read().expect("jwks");
                 let key = match &header.kid {
-                    Some(kid) => self.external.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
-                    None if self.external.len() == 1 => self.external.first(),
+                    Some(kid) => external.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
+                    None if external.len() == 1 => external.first(),
                     None => None,
                 }
-                .ok_or_else(|| ApiError::unauthorized("the token's key (kid) is not one this server knows"))?;
+                .ok_or_else(|| ApiError::unauthorized(UNKNOWN_KID))?;
                 if key.alg != header.alg {
                     return Err(ApiError::unauthorized(format!(
                         "the token says {:?} but its key is for {:?}",
                         header.alg, key.alg
                     )));
                 }
-                Ok((&key.key, &self.external_validation[&key.alg]))
+                Ok((key.key.clone(), &self.external_validation[&key.alg]))
             }
             other => Err(ApiError::unauthorized(format!("tokens signed with {other:?} are not accepted"))),
         }
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+    /// Verifies a token; an unknown `kid` makes it fetch the JWKS URL again first (at most
+    /// once per `refetch_every`).
+    pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        match self.verify_known(token) {
+            Err(e) if e.detail == UNKNOWN_KID && self.jwks_url.is_some() => {
+                let due = self.last_fetch.lock().await.is_none_or(|t| t.elapsed() >= self.refetch_every);
+                if !due {
+                    return Err(e);
+                }
+                if let Err(err) = self.refetch().await {
+                    tracing::warn!(error = %err, "could not fetch the JWKS again");
+                    return Err(e);
+                }
+                self.verify_known(token)
+            }
+            other => other,
+        }
+    }
+
+    /// Verifies a token against the keys at hand.
+    pub fn verify_known(&self, token: &str) -> Result<Principal, ApiError> {
         use jsonwebtoken::errors::ErrorKind;
         let (key, validation) = self.key_for(token)?;
-        let data = decode::<serde_json::Map<String, serde_json::Value>>(token, key, validation).map_err(|e| {
+        let data = decode::<serde_json::Map<String, serde_json::Value>>(token, &key, validation).map_err(|e| {
             ApiError::unauthorized(match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
                 ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),

@@ -117,9 +117,10 @@ impl<N: Need> FromRequestParts<AppState> for Caller<N> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // The guard middleware may have authenticated this request already.
-        let principal = match parts.extensions.get::<Principal>() {
-            Some(p) => p.clone(),
-            None => state.auth.authenticate(parts).await?,
+        let principal = match (parts.extensions.get::<Principal>(), parts.extensions.get::<AuthFailure>()) {
+            (Some(p), _) => p.clone(),
+            (None, Some(f)) => return Err(f.0.clone()),
+            (None, None) => state.auth.authenticate(parts).await?,
         };
         if !N::ACCESS.admits(&principal) {
             return Err(ApiError::forbidden(format!(
@@ -131,6 +132,10 @@ impl<N: Need> FromRequestParts<AppState> for Caller<N> {
         Ok(Caller { principal, _need: PhantomData })
     }
 }
+
+/// A credential the guard already found bad, so it is not checked twice.
+#[derive(Debug, Clone)]
+pub struct AuthFailure(pub ApiError);
 
 /// Checks credentials. Shared by all requests.
 pub struct Authenticator {
@@ -163,7 +168,7 @@ impl Authenticator {
         let mut principal = if api_key::looks_like_key(token) {
             self.keys.verify(token, self.meta.as_ref()).await?
         } else {
-            self.jwt.verify(token)?
+            self.jwt.verify(token).await?
         };
         if principal.via != AuthMethod::ApiKey {
             self.ensure_tenant(&principal.tenant).await?;

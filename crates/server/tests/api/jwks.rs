@@ -135,3 +135,47 @@ async fn claim_names_are_configurable() {
     // The standard names still work (this server's own tokens use them).
     assert_eq!(send(app.get("/api/v1/auth/me").bearer_auth(token("viewer", Some("t")))).await.1["tenant_id"], "t");
 }
+
+#[tokio::test]
+async fn a_jwks_url_is_fetched_again_when_an_issuer_rotates_its_keys() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let (rsa_der, ec_der, full) = keys(dir.path());
+    // At first the issuer publishes only its RSA key.
+    let served = Arc::new(Mutex::new(json!({"keys": [full["keys"][0].clone()]})));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (s2, f2) = (served.clone(), fetches.clone());
+    let router = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let (s, f) = (s2.clone(), f2.clone());
+            async move {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                axum::Json(s.lock().unwrap().clone())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let mut cfg = config(None);
+    cfg.jwks_url = Some(url);
+    cfg.jwks_refetch_secs = 0;
+    let app = TestApp::with_config(cfg).await;
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "fetched at start");
+    let good = claims("any", "any");
+    let rsa = EncodingKey::from_rsa_der(&rsa_der);
+    let ec = EncodingKey::from_ec_der(&ec_der);
+    let me = |t: String| send(app.get("/api/v1/auth/me").bearer_auth(t));
+    assert_eq!(me(sign(Algorithm::RS256, Some("rsa-1"), &rsa, &good)).await.0, 200);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "a known kid needs no fetch");
+    // An unknown kid: fetched again, still unknown, refused.
+    assert_problem(&me(sign(Algorithm::ES256, Some("ec-1"), &ec, &good)).await, 401);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The issuer rotates in its EC key: the next token with it works.
+    *served.lock().unwrap() = full.clone();
+    let (s, b, _) = me(sign(Algorithm::ES256, Some("ec-1"), &ec, &good)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

@@ -22,8 +22,15 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         return next.run(req).await;
     }
     let principal = if req.headers().contains_key(header::AUTHORIZATION) {
-        let (parts, body) = req.into_parts();
-        let p = state.auth.authenticate(&parts).await.ok();
+        let (mut parts, body) = req.into_parts();
+        let p = match state.auth.authenticate(&parts).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                // The handler's extractor answers with this instead of checking again.
+                parts.extensions.insert(crate::auth::AuthFailure(e));
+                None
+            }
+        };
         req = Request::from_parts(parts, body);
         p
     } else {
