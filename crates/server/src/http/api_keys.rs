@@ -64,8 +64,7 @@ pub async fn create(
         },
     };
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::validation(detail, errors));
+        return Err(ApiError::invalid(errors));
     }
     let (key, hash) = api_key::generate();
     let made = state

@@ -31,6 +31,12 @@ impl ApiError {
         Self { errors, ..Self::new(Code::Validation, detail) }
     }
 
+    /// Several invalid fields; the detail lists every message.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
+        Self::validation(detail, errors)
+    }
+
     /// One invalid field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();

@@ -102,29 +102,21 @@ pub async fn track_batch(
                 ids.push(ev.event_id.clone());
                 rows.push(to_row(&caller.tenant, ev, now));
             }
-            Err(errs) => {
-                for e in errs {
-                    errors.push(json!({ "index": i, "field": e.field, "message": e.message }));
-                }
-            }
+            Err(errs) => errors.extend(errs.into_iter().map(|e| (i, e))),
         }
     }
     if rows.is_empty() {
-        let fields = errors
-            .iter()
-            .map(|e| {
-                FieldError::new(e["field"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default())
-            })
-            .collect();
+        let fields = errors.into_iter().map(|(_, e)| e).collect();
         return Err(ApiError::validation(format!("none of the {total} events is valid"), fields));
     }
     let tracked = rows.len();
     commit(&state, rows).await?;
-    let failed_indexes: std::collections::BTreeSet<u64> = errors.iter().filter_map(|e| e["index"].as_u64()).collect();
+    let errors: Vec<Value> =
+        errors.into_iter().map(|(i, e)| json!({ "index": i, "field": e.field, "message": e.message })).collect();
     Ok(Json(json!({
         "success": true,
         "tracked": tracked,
-        "failed": failed_indexes.len(),
+        "failed": total - tracked,
         "event_ids": ids,
         "errors": errors,
     })))
@@ -221,8 +213,7 @@ pub async fn list_events(
         errors.push(FieldError::new("page", "page starts at 1"));
     }
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::validation(detail, errors));
+        return Err(ApiError::invalid(errors));
     }
     let filter = EventFilter { name: p.event_name, user_id: p.user_id, session_id: p.session_id, start, end };
     let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT).min(MAX_LIST_LIMIT);

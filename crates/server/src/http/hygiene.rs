@@ -197,8 +197,7 @@ pub async fn put_cors(
         }
     }
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::validation(detail, errors));
+        return Err(ApiError::invalid(errors));
     }
     let mut sorted: Vec<&String> = set.iter().collect();
     sorted.sort();

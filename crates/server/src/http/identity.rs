@@ -55,8 +55,7 @@ async fn sign_in(state: &AppState, c: Credentials, headers: &HeaderMap, ip: &Opt
         }
     }
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::validation(detail, errors));
+        return Err(ApiError::invalid(errors));
     }
     let tenant = tenant_of(&c.tenant, headers)?;
     match state.sessions.sign_in(state.meta.as_ref(), &tenant, username.trim(), &password).await {

@@ -42,7 +42,7 @@ pub async fn create(
     ClientIp(ip): ClientIp,
     ApiJson(b): ApiJson<TenantBody>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
-    let name = check_name(b.name).map_err(|e| ApiError::validation(e.message.clone(), vec![e]))?;
+    let name = check_name(b.name).map_err(|e| ApiError::invalid(vec![e]))?;
     let id = match b.id.as_deref() {
         Some(s) => TenantId::parse(s).map_err(|e| ApiError::field("id", e))?,
         None => TenantId::parse(&uuid::Uuid::now_v7().to_string()).expect("a uuid is a tenant id"),
@@ -87,7 +87,7 @@ pub async fn rename(
     if b.id.is_some() {
         return Err(ApiError::field("id", "a tenant's id cannot change"));
     }
-    let name = check_name(b.name).map_err(|e| ApiError::validation(e.message.clone(), vec![e]))?;
+    let name = check_name(b.name).map_err(|e| ApiError::invalid(vec![e]))?;
     let tid = parse_id(&id)?;
     let t =
         state.meta.rename_tenant(&tid, &name).await?.ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;

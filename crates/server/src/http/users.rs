@@ -44,11 +44,6 @@ fn check_role(r: &str, errors: &mut Vec<FieldError>) -> Option<Role> {
     Role::parse(r).map_err(|e| errors.push(FieldError::new("role", e))).ok()
 }
 
-fn invalid(errors: Vec<FieldError>) -> ApiError {
-    let detail = errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-    ApiError::validation(detail, errors)
-}
-
 async fn hash(p: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || password::hash(&p))
         .await
@@ -77,7 +72,7 @@ pub async fn create(
         Some(r) => check_role(r, &mut errors),
     };
     if !errors.is_empty() {
-        return Err(invalid(errors));
+        return Err(ApiError::invalid(errors));
     }
     let password_hash = hash(password).await?;
     let user = state
@@ -133,7 +128,7 @@ pub async fn update(
         errors.push(FieldError::new("body", "nothing to change: send password and/or role"));
     }
     if !errors.is_empty() {
-        return Err(invalid(errors));
+        return Err(ApiError::invalid(errors));
     }
     if state.meta.get_user(&caller.tenant, &id).await?.is_none() {
         return Err(no_user(&id));

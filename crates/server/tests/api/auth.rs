@@ -39,20 +39,7 @@ async fn every_route_refuses_missing_and_bad_credentials() {
     let forged = sightline::auth::jwt::sign_hs256(b"another-secret-0123456789", &claims("admin"));
     let expired = token_with(Claims { exp: (Utc::now().timestamp() - 3600) as u64, ..claims("admin") });
     // alg: none, hand-made.
-    let b64 = |v: serde_json::Value| {
-        use std::fmt::Write;
-        let s = serde_json::to_vec(&v).unwrap();
-        // base64url without padding, written out to avoid a test dependency.
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in s.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.write_char(T[(n >> (18 - 6 * i) & 63) as usize] as char).unwrap();
-            }
-        }
-        out
-    };
+    let b64 = |v: serde_json::Value| b64url(&serde_json::to_vec(&v).unwrap());
     let none_alg = format!(
         "{}.{}.",
         b64(json!({"alg": "none", "typ": "JWT"})),

@@ -1,4 +1,4 @@
-use super::{SqliteMeta, backend, parse_ts, ts};
+use super::{SqliteMeta, backend, ts};
 use crate::store::{IdempotencyClaim, IdempotencyStore, StoreResult, StoredResponse};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -46,12 +46,14 @@ impl IdempotencyStore for SqliteMeta {
         if claimed.rows_affected() == 1 {
             return Ok(IdempotencyClaim::Claimed);
         }
-        let row = sqlx::query("SELECT fingerprint, state, status, headers, body, expires_at FROM idempotency_keys WHERE scope = ? AND key = ?")
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query(
+            "SELECT fingerprint, state, status, headers, body FROM idempotency_keys WHERE scope = ? AND key = ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
         let Some(row) = row else {
             // Deleted in between (expired): the caller may simply retry.
             return Ok(IdempotencyClaim::InProgress);
@@ -60,7 +62,6 @@ impl IdempotencyStore for SqliteMeta {
         if stored_fp != fingerprint {
             return Ok(IdempotencyClaim::Mismatch);
         }
-        let _ = parse_ts(row.try_get("expires_at").map_err(backend)?)?;
         let state: String = row.try_get("state").map_err(backend)?;
         if state == "running" {
             return Ok(IdempotencyClaim::InProgress);
