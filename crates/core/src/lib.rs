@@ -5,6 +5,7 @@
 pub mod code;
 pub mod event;
 pub mod model;
+pub mod query;
 pub mod sql;
 
 pub use code::{Code, FieldError};

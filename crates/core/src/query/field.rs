@@ -1,0 +1,239 @@
+//! What a query reads: its source table and the fields of it. A field is an enum member
+//! or a validated property path, never client text, so the compiler can name columns
+//! without quoting anything a client wrote.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The table a query reads. Every row of both carries `tenant_id` and `ts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    #[default]
+    Events,
+    MetricRecords,
+}
+
+impl Source {
+    pub const fn table(self) -> &'static str {
+        match self {
+            Source::Events => "events",
+            Source::MetricRecords => "metric_records",
+        }
+    }
+}
+
+/// A JSON object key path below a JSON column: `properties.plan.tier` is `["plan", "tier"]`.
+///
+/// Segments may hold any character but `.`, `"`, `\` and control characters, at most 8
+/// segments of at most 128 bytes. The path never enters SQL text: the compiler binds it
+/// as a JSON path value (`$."plan"."tier"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PropertyPath {
+    segments: Vec<String>,
+}
+
+pub const MAX_PATH_SEGMENTS: usize = 8;
+pub const MAX_SEGMENT_BYTES: usize = 128;
+
+impl PropertyPath {
+    pub fn parse(dotted: &str) -> Result<Self, String> {
+        if dotted.is_empty() {
+            return Err("a property path needs at least one key".into());
+        }
+        let segments: Vec<String> = dotted.split('.').map(str::to_owned).collect();
+        if segments.len() > MAX_PATH_SEGMENTS {
+            return Err(format!("a property path has at most {MAX_PATH_SEGMENTS} keys"));
+        }
+        for s in &segments {
+            if s.is_empty() {
+                return Err(format!("'{dotted}' has an empty key"));
+            }
+            if s.len() > MAX_SEGMENT_BYTES {
+                return Err(format!("a property key has at most {MAX_SEGMENT_BYTES} bytes"));
+            }
+            if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+                return Err(format!(
+                    "property key '{}' holds a quote, backslash or control character",
+                    s.escape_debug()
+                ));
+            }
+        }
+        Ok(Self { segments })
+    }
+
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// The JSON path DuckDB and ClickHouse read: every key quoted, so `.`-free keys with
+    /// spaces, `$`, `[` or `*` mean themselves.
+    pub fn json_path(&self) -> String {
+        let mut p = String::from("$");
+        for s in &self.segments {
+            p.push_str(".\"");
+            p.push_str(s);
+            p.push('"');
+        }
+        p
+    }
+
+    pub fn dotted(&self) -> String {
+        self.segments.join(".")
+    }
+}
+
+/// A field of a source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Field {
+    // Events.
+    EventName,
+    UserId,
+    SessionId,
+    /// The buyer of a purchase: `properties.customer_id`, else the event's user.
+    CustomerId,
+    Property(PropertyPath),
+    // Metric records.
+    Value,
+    ServiceName,
+    MetricType,
+    MetricName,
+    Dimension(PropertyPath),
+    Meta(PropertyPath),
+}
+
+/// How a field's values compare and aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A text column.
+    Text,
+    /// A numeric column.
+    Number,
+    /// A JSON value: text when compared with text, a number when with a number.
+    Json,
+}
+
+impl Field {
+    /// Reads a field name as clients write it. On events, `event_data.x` (seed 001) and a
+    /// bare `x` mean `properties.x`; on metric records a bare `x` means `dimensions.x`.
+    pub fn parse(source: Source, name: &str) -> Result<Field, String> {
+        let name = name.trim();
+        let path = |rest: &str, wrap: fn(PropertyPath) -> Field| PropertyPath::parse(rest).map(wrap);
+        match source {
+            Source::Events => match name {
+                "event_name" | "event_type" | "event" | "name" => Ok(Field::EventName),
+                "user_id" | "distinct_id" => Ok(Field::UserId),
+                "session_id" => Ok(Field::SessionId),
+                "customer_id" | "customer" => Ok(Field::CustomerId),
+                _ => {
+                    let rest = ["properties.", "event_data.", "props."]
+                        .iter()
+                        .find_map(|p| name.strip_prefix(p))
+                        .unwrap_or(name);
+                    if is_reserved(rest) {
+                        return Err(format!("'{name}' is not a field of events"));
+                    }
+                    path(rest, Field::Property)
+                }
+            },
+            Source::MetricRecords => match name {
+                "value" => Ok(Field::Value),
+                "service_name" | "service" => Ok(Field::ServiceName),
+                "metric_type" | "type" => Ok(Field::MetricType),
+                "metric_name" => Ok(Field::MetricName),
+                _ => {
+                    if let Some(rest) = name.strip_prefix("meta.") {
+                        return path(rest, Field::Meta);
+                    }
+                    let rest = name.strip_prefix("dimensions.").unwrap_or(name);
+                    if is_reserved(rest) {
+                        return Err(format!("'{name}' is not a field of metric records"));
+                    }
+                    path(rest, Field::Dimension)
+                }
+            },
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        match self {
+            Field::EventName | Field::UserId | Field::SessionId | Field::CustomerId | Field::Property(_) => {
+                Source::Events
+            }
+            _ => Source::MetricRecords,
+        }
+    }
+
+    pub fn kind(&self) -> FieldKind {
+        match self {
+            Field::Value => FieldKind::Number,
+            Field::Property(_) | Field::Dimension(_) | Field::Meta(_) => FieldKind::Json,
+            _ => FieldKind::Text,
+        }
+    }
+
+    /// The column of a plain field, or (column, path) of a JSON one.
+    pub fn column(&self) -> (&'static str, Option<&PropertyPath>) {
+        match self {
+            Field::EventName => ("event_name", None),
+            Field::UserId => ("user_id", None),
+            Field::SessionId => ("session_id", None),
+            Field::CustomerId => ("customer_id", None),
+            Field::Property(p) => ("properties", Some(p)),
+            Field::Value => ("value", None),
+            Field::ServiceName => ("service_name", None),
+            Field::MetricType => ("metric_type", None),
+            Field::MetricName => ("metric_name", None),
+            Field::Dimension(p) => ("dimensions", Some(p)),
+            Field::Meta(p) => ("meta", Some(p)),
+        }
+    }
+
+    /// The name an answer labels this field with.
+    pub fn label(&self) -> String {
+        match self {
+            Field::Property(p) => format!("properties.{}", p.dotted()),
+            Field::Dimension(p) => format!("dimensions.{}", p.dotted()),
+            Field::Meta(p) => format!("meta.{}", p.dotted()),
+            other => other.column().0.to_owned(),
+        }
+    }
+}
+
+/// Names that look like fields of the other source or of time; a bare one is a mistake,
+/// not a property.
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "timestamp" | "ts" | "tenant_id" | "date" | "time" | "properties" | "dimensions" | "meta" | "event_data"
+    )
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths() {
+        assert_eq!(Field::parse(Source::Events, "event_type"), Ok(Field::EventName));
+        let p = Field::parse(Source::Events, "properties.plan.tier").unwrap();
+        assert_eq!(p.label(), "properties.plan.tier");
+        assert_eq!(Field::parse(Source::Events, "event_data.plan.tier"), Ok(p.clone()));
+        assert_eq!(Field::parse(Source::Events, "plan.tier"), Ok(p));
+        assert!(Field::parse(Source::Events, "timestamp").is_err());
+        assert!(Field::parse(Source::Events, "properties.a\"b").is_err());
+        assert!(Field::parse(Source::Events, "properties.a..b").is_err());
+        assert_eq!(
+            Field::parse(Source::MetricRecords, "country"),
+            Ok(Field::Dimension(PropertyPath::parse("country").unwrap()))
+        );
+        let hostile = PropertyPath::parse("a'; DROP TABLE events; --").unwrap();
+        assert_eq!(hostile.json_path(), "$.\"a'; DROP TABLE events; --\"");
+    }
+}
