@@ -4,7 +4,7 @@
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::ingest::{Ingestor, Writer};
-use crate::store::{EventReader, MetaStore, NewUser, StoreError, duckdb, sqlite};
+use crate::store::{EventReader, MetaStore, MetricReader, NewUser, QueryRunner, StoreError, duckdb, sqlite};
 use anyhow::Context;
 use sightline_core::model::{Role, TenantId};
 use std::net::SocketAddr;
@@ -21,6 +21,8 @@ pub struct Services {
     pub config: Config,
     pub meta: Arc<dyn MetaStore>,
     pub events: Arc<dyn EventReader>,
+    pub metrics: Arc<dyn MetricReader>,
+    pub queries: Arc<dyn QueryRunner>,
     pub ingest: Ingestor,
     pub auth: Authenticator,
     pub sessions: crate::auth::session::Sessions,
@@ -40,6 +42,8 @@ impl Deref for AppState {
 pub struct Stores {
     pub meta: Arc<dyn MetaStore>,
     pub events: Arc<dyn EventReader>,
+    pub metrics: Arc<dyn MetricReader>,
+    pub queries: Arc<dyn QueryRunner>,
     pub sink: duckdb::DuckSink,
 }
 
@@ -52,7 +56,8 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
     let duck_path = cfg.duckdb_path();
     let readers = cfg.max_readers;
     let (sink, reader) = tokio::task::spawn_blocking(move || duckdb::open(duck_path.as_deref(), readers)).await??;
-    Ok(Stores { meta: Arc::new(meta), events: Arc::new(reader), sink })
+    let reader = Arc::new(reader);
+    Ok(Stores { meta: Arc::new(meta), events: reader.clone(), metrics: reader.clone(), queries: reader, sink })
 }
 
 /// A built service, bound to its address, not yet serving.
@@ -102,6 +107,8 @@ impl App {
             config,
             meta: stores.meta,
             events: stores.events,
+            metrics: stores.metrics,
+            queries: stores.queries,
             ingest,
             auth,
             sessions,

@@ -76,6 +76,8 @@ pub struct Config {
     pub ingest_max_batch: usize,
     /// Analytics queries that may run at once.
     pub max_readers: usize,
+    /// Longest an analytics query may run before it is interrupted (a 504), in milliseconds.
+    pub query_timeout_ms: u64,
     /// Seconds a shutdown waits for in-flight requests before it stops anyway.
     pub shutdown_grace_secs: u64,
     /// Lifetime of access tokens issued at sign-in, in seconds.
@@ -152,6 +154,7 @@ impl Default for Config {
             ingest_queue: 4096,
             ingest_max_batch: 20_000,
             max_readers: 4,
+            query_timeout_ms: 10_000,
             shutdown_grace_secs: 10,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 14 * 24 * 3600,
@@ -286,6 +289,9 @@ impl Config {
         }
         if self.max_readers == 0 {
             return bad("max_readers", "must be at least 1");
+        }
+        if self.query_timeout_ms == 0 || self.query_timeout_ms > 600_000 {
+            return bad("query_timeout_ms", "must be 1 to 600000 (ten minutes)");
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Sightline's service: the HTTP API, authentication, ingest, stores and operations.
 //! The domain (types, validation, error codes) lives in `sightline-core`.
 
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod bench;

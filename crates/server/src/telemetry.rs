@@ -47,4 +47,5 @@ pub mod names {
     pub const EVENTS_STORED: &str = "sightline_events_stored_total";
     pub const EVENTS_DUPLICATE: &str = "sightline_events_duplicate_total";
     pub const EVENTS_IN_STORE: &str = "sightline_events_in_store";
+    pub const QUERY_DURATION: &str = "sightline_query_duration_seconds";
 }

@@ -56,8 +56,8 @@ pub fn compile(
     let _ = dialect; // one dialect so far; ClickHouse joins in cluster mode
     let period = match (q.kind, previous) {
         (Kind::Compare, Some(p)) => {
-            if p.end != window.start {
-                return Err("the previous period must end where the current one starts".into());
+            if p.end > window.start || p.end <= p.start {
+                return Err("the previous period must end before the current one starts".into());
             }
             Some(p)
         }
@@ -129,7 +129,7 @@ pub fn compile(
             b.push(if group_cols.is_empty() { " CROSS JOIN " } else { " FULL OUTER JOIN " });
         }
         b.push("(");
-        scan(&mut b, *src, q, &leaves, tenant, scan_window, window, bucket, period.is_some());
+        scan(&mut b, *src, q, &leaves, tenant, scan_window, window, bucket, period);
         b.push_trusted(&format!(") {}", alias(*src)));
         if n == 1 && !group_cols.is_empty() {
             b.push_trusted(&format!(
@@ -211,8 +211,9 @@ fn scan(
     scan_window: Window,
     current: Window,
     bucket: Option<Granularity>,
-    compare: bool,
+    previous: Option<Window>,
 ) {
+    let compare = previous.is_some();
     let mine: Vec<(usize, &Measure)> =
         leaves.iter().enumerate().filter(|(_, m)| m.source == src).map(|(i, m)| (i, *m)).collect();
     b.push("SELECT ");
@@ -245,18 +246,18 @@ fn scan(
         if cols > 0 {
             b.push(", ");
         }
-        agg_sql(b, m);
-        if let (false, Some(f)) = (single, &m.filter) {
-            b.push(" FILTER (WHERE ");
-            filter_sql(b, f);
-            b.push(")");
-        }
+        agg_sql(b, m, if single { None } else { m.filter.as_ref() });
         b.push_trusted(&format!(" AS l{i}"));
         cols += 1;
     }
     b.push(" FROM ").push(src.table());
     b.push_bind(" WHERE tenant_id = ", SqlValue::Text(tenant.as_str().to_owned()));
     b.push_bind(" AND ts >= ", ts(scan_window.start)).push_bind(" AND ts < ", ts(scan_window.end));
+    // A previous period that stops short of the current one (month-to-date against the
+    // same days of last month) leaves a gap the scan skips.
+    if let Some(p) = previous.filter(|p| p.end < current.start) {
+        b.push_bind(" AND (ts < ", ts(p.end)).push_bind(" OR ts >= ", ts(current.start)).push(")");
+    }
     if single {
         if let Some(f) = &mine[0].1.filter {
             b.push(" AND (");
@@ -315,45 +316,48 @@ fn bucket_sql(b: &mut SqlBuilder, g: Granularity, q: &Query, w: Window) {
     b.push(")");
 }
 
-fn agg_sql(b: &mut SqlBuilder, m: &Measure) {
-    let num = |b: &mut SqlBuilder| number_sql(b, m.field.as_ref().expect("a field aggregation has a field"));
+/// An aggregate, with `FILTER (WHERE ...)` right after the call when it has its own rows.
+fn agg_sql(b: &mut SqlBuilder, m: &Measure, own_rows: Option<&Filter>) {
+    let field = || m.field.as_ref().expect("a field aggregation has a field");
+    let cast = matches!(m.agg, Aggregation::Count | Aggregation::Users | Aggregation::CountDistinct);
+    if cast {
+        b.push("CAST(");
+    }
     match m.agg {
         Aggregation::Count => {
-            b.push("CAST(count(*) AS DOUBLE)");
+            b.push("count(*)");
         }
         Aggregation::Users => {
-            b.push("CAST(count(DISTINCT user_id) AS DOUBLE)");
+            b.push("count(DISTINCT user_id)");
         }
         Aggregation::CountDistinct => {
-            b.push("CAST(count(DISTINCT ");
-            text_sql(b, m.field.as_ref().expect("count_distinct has a field"));
-            b.push(") AS DOUBLE)");
-        }
-        Aggregation::Sum => {
-            b.push("sum(");
-            num(b);
+            b.push("count(DISTINCT ");
+            text_sql(b, field());
             b.push(")");
         }
-        Aggregation::Avg => {
-            b.push("avg(");
-            num(b);
-            b.push(")");
-        }
-        Aggregation::Min => {
-            b.push("min(");
-            num(b);
-            b.push(")");
-        }
-        Aggregation::Max => {
-            b.push("max(");
-            num(b);
+        Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
+            b.push(match m.agg {
+                Aggregation::Sum => "sum(",
+                Aggregation::Avg => "avg(",
+                Aggregation::Min => "min(",
+                _ => "max(",
+            });
+            number_sql(b, field());
             b.push(")");
         }
         Aggregation::Percentile(p) => {
             b.push("quantile_cont(");
-            num(b);
+            number_sql(b, field());
             b.push_bind(", ", SqlValue::Float(p as f64 / 100.0)).push(")");
         }
+    }
+    if let Some(f) = own_rows {
+        b.push(" FILTER (WHERE ");
+        filter_sql(b, f);
+        b.push(")");
+    }
+    if cast {
+        b.push(" AS DOUBLE)");
     }
 }
 

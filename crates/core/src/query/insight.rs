@@ -153,7 +153,11 @@ pub fn parse_series(v: &Value, catalog: &dyn Catalog, at: &str) -> Result<Series
 
 /// `{"event": "purchase", "aggregation": "sum", "field": "properties.amount"}` or
 /// `{"source": "metric_records", "metric_name": "x", "aggregation": "avg"}`.
-fn inline_measure(obj: &Map<String, Value>, agg: Option<Aggregation>, at: &str) -> Result<(String, Expr), FieldError> {
+pub(crate) fn inline_measure(
+    obj: &Map<String, Value>,
+    agg: Option<Aggregation>,
+    at: &str,
+) -> Result<(String, Expr), FieldError> {
     let err = |field: &str, m: String| FieldError::new(format!("{at}{field}"), m);
     let source = match obj.get("source").and_then(Value::as_str) {
         None | Some("events") => Source::Events,

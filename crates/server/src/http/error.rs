@@ -70,6 +70,13 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Conflict(m) => ApiError::new(Code::Conflict, m),
+            crate::store::StoreError::Timeout(limit) => ApiError::new(
+                Code::Timeout,
+                format!(
+                    "the query ran longer than its time limit of {} ms and was stopped; narrow the date range or the breakdown",
+                    limit.as_millis()
+                ),
+            ),
             crate::store::StoreError::Backend(e) => ApiError::internal(format!("{e:#}")),
         }
     }
@@ -141,4 +148,9 @@ pub async fn complete_problems(req: Request, next: Next) -> Response {
         }
         None => res,
     }
+}
+
+/// The answer to a request whose handler panicked.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a request handler panicked").into_response()
 }

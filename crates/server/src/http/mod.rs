@@ -3,18 +3,21 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod custom_metrics;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod guard;
 pub mod hygiene;
 pub mod identity;
+pub mod metric_records;
 pub mod ops;
+pub mod query;
 pub mod tenants;
 pub mod users;
 
 use crate::app::AppState;
-use crate::auth::{Access, CanIngest, CanManage, CanRead, IsSuperuser, Need, Signed};
+use crate::auth::{Access, CanAuthor, CanIngest, CanManage, CanRead, IsSuperuser, Need, Signed};
 use crate::telemetry::names;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -72,6 +75,42 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             access::<CanIngest>(),
             post(events::track_activity).layer(one_event),
         ),
+        // Metric records (seed 000).
+        r(M::POST, "/api/v1/metrics", access::<CanIngest>(), post(metric_records::create).layer(small)),
+        r(M::GET, "/api/v1/metrics", access::<CanRead>(), get(metric_records::list)),
+        r(M::GET, "/api/v1/metrics/aggregate", access::<CanRead>(), get(metric_records::aggregate)),
+        r(M::GET, "/api/v1/metrics/time-series", access::<CanRead>(), get(metric_records::time_series)),
+        r(M::GET, "/api/v1/metrics/by-service/{service_name}", access::<CanRead>(), get(metric_records::by_service)),
+        r(M::GET, "/api/v1/metrics/by-type/{metric_type}", access::<CanRead>(), get(metric_records::by_type)),
+        r(M::GET, "/api/v1/metrics/{id}", access::<CanRead>(), get(metric_records::get)),
+        r(M::PATCH, "/api/v1/metrics/{id}", access::<CanIngest>(), patch(metric_records::update).layer(small)),
+        r(M::DELETE, "/api/v1/metrics/{id}", access::<CanIngest>(), delete(metric_records::delete)),
+        r(M::GET, "/api/v1/settings/metric-vocabulary", access::<CanRead>(), get(metric_records::get_vocabulary)),
+        r(
+            M::PUT,
+            "/api/v1/settings/metric-vocabulary",
+            access::<CanManage>(),
+            put(metric_records::put_vocabulary).layer(small),
+        ),
+        // Analyses (seed 001's query and summary, the insights endpoint) and definitions (seed 004).
+        r(M::POST, "/api/v1/analytics/query", access::<CanRead>(), post(query::analytics_query).layer(small)),
+        r(M::GET, "/api/v1/analytics/metrics", access::<CanRead>(), get(query::summary)),
+        r(M::POST, "/api/v1/insights", access::<CanRead>(), post(query::insights).layer(small)),
+        r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
+        r(
+            M::POST,
+            "/api/v1/analytics/custom-metrics",
+            access::<CanAuthor>(),
+            post(custom_metrics::create).layer(small),
+        ),
+        r(M::GET, "/api/v1/analytics/custom-metrics/{name}", access::<CanRead>(), get(custom_metrics::get)),
+        r(
+            M::PUT,
+            "/api/v1/analytics/custom-metrics/{name}",
+            access::<CanAuthor>(),
+            put(custom_metrics::replace).layer(small),
+        ),
+        r(M::DELETE, "/api/v1/analytics/custom-metrics/{name}", access::<CanAuthor>(), delete(custom_metrics::delete)),
         // Sign-in (seeds 002 and 003) and the caller.
         r(M::POST, "/api/token", public, post(identity::obtain_pair).layer(small)),
         r(M::POST, "/api/token/refresh", public, post(identity::refresh_pair).layer(small)),
@@ -156,7 +195,9 @@ pub fn service(state: AppState) -> NormalizePath {
                 .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
                 .layer(middleware::from_fn_with_state(state.clone(), hygiene::security_headers))
                 .layer(middleware::from_fn_with_state(state.clone(), hygiene::cors))
-                .layer(middleware::from_fn(error::complete_problems)),
+                .layer(middleware::from_fn(error::complete_problems))
+                // A panic in a handler is a bug; the client still gets a problem, not a reset.
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response)),
         )
         .with_state(state);
     // Outside the router, so the path is normalized before routing.

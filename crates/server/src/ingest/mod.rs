@@ -53,6 +53,8 @@ enum Msg {
     Job(Job),
     /// Delete every event of a tenant, in order with the commits around it.
     DeleteTenant(TenantId, oneshot::Sender<anyhow::Result<u64>>),
+    /// Any other write (metric records), in order with the commits around it.
+    Run(Box<dyn FnOnce(&mut dyn EventSink) + Send>),
     /// Commit everything queued before it, checkpoint, and stop.
     Shutdown(oneshot::Sender<anyhow::Result<()>>),
 }
@@ -121,6 +123,25 @@ impl Ingestor {
         }
     }
 
+    /// Runs a write on the writer's connection, after what is queued before it.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn EventSink) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, IngestError> {
+        let (done, wait) = oneshot::channel();
+        let job: Box<dyn FnOnce(&mut dyn EventSink) + Send> = Box::new(move |sink| {
+            let _ = done.send(f(sink));
+        });
+        self.tx.try_send(Msg::Run(job)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => IngestError::Busy,
+            mpsc::error::TrySendError::Closed(_) => IngestError::Closed,
+        })?;
+        match wait.await {
+            Ok(r) => r.map_err(|e| IngestError::Failed(format!("{e:#}"))),
+            Err(_) => Err(IngestError::Closed),
+        }
+    }
+
     /// Commits everything already queued, checkpoints the store, and stops the writer.
     pub async fn shutdown(&self) -> anyhow::Result<()> {
         let (done, wait) = oneshot::channel();
@@ -136,12 +157,13 @@ impl Ingestor {
     }
 }
 
-fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc<AtomicUsize>, max_batch: usize) {
+fn writer_loop<S: EventSink>(mut sink: S, mut rx: mpsc::Receiver<Msg>, depth: Arc<AtomicUsize>, max_batch: usize) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut rows: Vec<EventRow> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut stop = None;
         let mut delete = None;
+        let mut run = None;
         let mut msg = Some(first);
         let mut taken = 0usize;
         // Take what is queued now, up to max_batch events: the group of this commit.
@@ -160,6 +182,10 @@ fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc
                     delete = Some((t, done));
                     break;
                 }
+                Msg::Run(job) => {
+                    run = Some(job);
+                    break;
+                }
             }
             if rows.len() >= max_batch {
                 break;
@@ -175,6 +201,9 @@ fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc
         if let Some((tenant, done)) = delete {
             let _ = done.send(sink.delete_tenant(&tenant));
         }
+        if let Some(job) = run {
+            job(&mut sink);
+        }
         if let Some(done) = stop {
             rx.close();
             // Jobs that raced in behind the shutdown are still committed.
@@ -184,6 +213,7 @@ fn writer_loop(mut sink: impl EventSink, mut rx: mpsc::Receiver<Msg>, depth: Arc
                     Msg::DeleteTenant(t, done) => {
                         let _ = done.send(sink.delete_tenant(&t));
                     }
+                    Msg::Run(job) => job(&mut sink),
                     Msg::Shutdown(done) => {
                         let _ = done.send(Ok(()));
                     }
@@ -268,6 +298,21 @@ mod tests {
         }
         fn checkpoint(&mut self) -> anyhow::Result<()> {
             Ok(())
+        }
+        fn insert_metrics(&mut self, _: &TenantId, _: &[crate::store::MetricRecord]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn update_metric(
+            &mut self,
+            _: &TenantId,
+            _: &str,
+            _: &crate::store::MetricChange,
+            _: DateTime<Utc>,
+        ) -> anyhow::Result<Option<crate::store::MetricRecord>> {
+            Ok(None)
+        }
+        fn delete_metric(&mut self, _: &TenantId, _: &str) -> anyhow::Result<bool> {
+            Ok(false)
         }
     }
 

@@ -70,14 +70,26 @@ pub struct CommitOutcome {
     pub inserted: u64,
 }
 
-/// The writer's side of the analytics store. Synchronous: it runs on the writer's own
-/// thread and owns its connection.
+/// The writer's side of the analytics store (events and metric records). Synchronous: it
+/// runs on the writer's own thread and owns its connection.
 pub trait EventSink: Send + 'static {
     /// Stores `rows` in one transaction: all of them or none. Ids already stored, or
     /// repeated within `rows`, are stored once.
     fn commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome>;
-    /// Deletes every event of `tenant`; answers how many.
+    /// Deletes every event and metric record of `tenant`; answers how many events.
     fn delete_tenant(&mut self, tenant: &TenantId) -> anyhow::Result<u64>;
+    /// Stores metric records in one transaction.
+    fn insert_metrics(&mut self, tenant: &TenantId, records: &[super::MetricRecord]) -> anyhow::Result<()>;
+    /// Changes one record; `None` when the tenant has no record with that id.
+    fn update_metric(
+        &mut self,
+        tenant: &TenantId,
+        id: &str,
+        change: &super::MetricChange,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<super::MetricRecord>>;
+    /// Deletes one record; false when the tenant has none with that id.
+    fn delete_metric(&mut self, tenant: &TenantId, id: &str) -> anyhow::Result<bool>;
     /// Makes everything committed durable in the main file (called at shutdown).
     fn checkpoint(&mut self) -> anyhow::Result<()>;
 }

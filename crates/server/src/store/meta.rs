@@ -203,10 +203,40 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()>;
 }
 
+/// A tenant's own metric definition, as the client gave it (normalized JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomMetric {
+    pub name: String,
+    pub spec: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait CustomMetricStore: Send + Sync {
+    /// Conflict when the tenant has one of that name.
+    async fn create_custom_metric(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> StoreResult<CustomMetric>;
+    async fn get_custom_metric(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<CustomMetric>>;
+    /// By name.
+    async fn list_custom_metrics(&self, tenant: &TenantId) -> StoreResult<Vec<CustomMetric>>;
+    async fn update_custom_metric(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> StoreResult<Option<CustomMetric>>;
+    async fn delete_custom_metric(&self, tenant: &TenantId, name: &str) -> StoreResult<bool>;
+}
+
 /// Everything the meta store holds.
 #[async_trait]
 pub trait MetaStore:
-    TenantStore + UserStore + KeyStore + SessionStore + AuditStore + IdempotencyStore + 'static
+    TenantStore + UserStore + KeyStore + SessionStore + AuditStore + IdempotencyStore + CustomMetricStore + 'static
 {
     /// A server-wide setting, created with `make` the first time it is asked for.
     async fn setting_or_init(&self, name: &str, make: &(dyn Fn() -> String + Sync)) -> StoreResult<String>;

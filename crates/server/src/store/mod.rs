@@ -1,9 +1,9 @@
 //! Storage behind traits, so that a backend is an implementation and never a rewrite.
 //!
 //! Two stores, as DESIGN.md shapes them:
-//! - the *analytics store* (events; metric records next): DuckDB embedded, ClickHouse in
+//! - the *analytics store* (events, metric records): DuckDB embedded, ClickHouse in
 //!   cluster mode. Written only by the ingest writer through [`EventSink`], read through
-//!   [`EventReader`].
+//!   [`EventReader`], [`MetricReader`] and, for compiled analyses, [`QueryRunner`].
 //! - the *meta store* (tenants, users, API keys, and later dashboards, reports...):
 //!   SQLite embedded, PostgreSQL in cluster mode, through [`MetaStore`].
 //!
@@ -12,10 +12,12 @@
 pub mod duckdb;
 mod events;
 mod meta;
+mod metrics;
 pub mod sqlite;
 
 pub use events::*;
 pub use meta::*;
+pub use metrics::*;
 
 /// Errors a store reports; anything but a conflict is a fault on our side.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,9 @@ pub enum StoreError {
     /// A unique constraint held: the thing already exists.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A query ran past its time limit and was interrupted.
+    #[error("the query ran longer than its time limit of {0:?}")]
+    Timeout(std::time::Duration),
     #[error(transparent)]
     Backend(#[from] anyhow::Error),
 }

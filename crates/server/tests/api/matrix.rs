@@ -104,27 +104,45 @@ async fn another_tenants_objects_are_404_on_every_id_route() {
     )
     .await;
     let (_, key, _) = send(app.post("/api/v1/api-keys").bearer_auth(&owner).json(&json!({"role": "viewer"}))).await;
+    let (_, rec, _) = send(app.post("/api/v1/metrics").bearer_auth(&owner).json(&json!({
+        "service_name": "auth", "metric_type": "engagement", "metric_name": "logins", "value": 1
+    })))
+    .await;
+    let (s, _, _) = send(
+        app.post("/api/v1/analytics/custom-metrics")
+            .bearer_auth(&owner)
+            .json(&json!({"metric_name": "mine", "calculation": "events / users"})),
+    )
+    .await;
+    assert_eq!(s, 201);
     let ids = [
         ("/api/v1/analytics/events/{id}", ev["event_id"].as_str().unwrap()),
         ("/api/v1/users/{id}", user["id"].as_str().unwrap()),
         ("/api/v1/api-keys/{id}", key["id"].as_str().unwrap()),
+        ("/api/v1/metrics/{id}", rec["id"].as_str().unwrap()),
+        ("/api/v1/analytics/custom-metrics/{name}", "mine"),
     ];
     let mut checked = 0;
     for spec in sightline::http::route_specs()
         .iter()
-        .filter(|s| s.path.contains("{id}") && !s.path.starts_with("/api/v1/tenants"))
+        .filter(|s| (s.path.contains("{id}") || s.path.contains("{name}")) && !s.path.starts_with("/api/v1/tenants"))
     {
         let (_, id) =
             ids.iter().find(|(p, _)| *p == spec.path).unwrap_or_else(|| panic!("no object for {}", spec.path));
-        let path = spec.path.replace("{id}", id);
+        let path = spec.path.replace("{id}", id).replace("{name}", id);
         let mut r = app.request(spec.method.as_str(), &path).bearer_auth(&stranger);
         if spec.method.as_str() == "PATCH" {
-            r = r.json(&json!({"role": "admin"}));
+            let body =
+                if spec.path.starts_with("/api/v1/metrics") { json!({"value": 1}) } else { json!({"role": "admin"}) };
+            r = r.json(&body);
+        }
+        if spec.method.as_str() == "PUT" {
+            r = r.json(&json!({"calculation": "events"}));
         }
         assert_problem(&send(r).await, 404);
         // And the owner still has it.
         assert_ne!(send(app.request("GET", &path).bearer_auth(&owner)).await.0, 404, "{path}");
         checked += 1;
     }
-    assert!(checked >= 5, "{checked}");
+    assert!(checked >= 11, "{checked}");
 }

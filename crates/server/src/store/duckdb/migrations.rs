@@ -4,9 +4,10 @@ use anyhow::Context;
 use duckdb::Connection;
 
 /// (version, SQL). Append only: a released step never changes.
-const STEPS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE events (
+const STEPS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE events (
         tenant_id   VARCHAR   NOT NULL,
         event_id    VARCHAR   NOT NULL,
         -- xxh3-128 of (tenant_id, event_id): the key that stores a repeated id once.
@@ -20,7 +21,25 @@ const STEPS: &[(i64, &str)] = &[(
         properties  JSON      NOT NULL,
         context     JSON
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE metric_records (
+        tenant_id    VARCHAR   NOT NULL,
+        id           VARCHAR   NOT NULL,
+        service_name VARCHAR   NOT NULL,
+        metric_type  VARCHAR   NOT NULL,
+        metric_name  VARCHAR   NOT NULL,
+        value        DOUBLE    NOT NULL,
+        -- UTC, microseconds.
+        ts           TIMESTAMP NOT NULL,
+        dimensions   JSON      NOT NULL,
+        meta         JSON      NOT NULL,
+        created_at   TIMESTAMP NOT NULL,
+        updated_at   TIMESTAMP
+    );",
+    ),
+];
 
 pub fn run(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS sightline_schema (version BIGINT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")?;

@@ -3,6 +3,8 @@
 
 mod migrations;
 mod reader;
+mod records;
+mod runner;
 mod sink;
 
 pub use reader::DuckReader;

@@ -13,24 +13,24 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 pub struct DuckReader {
-    inner: Arc<Pool>,
-    permits: Arc<Semaphore>,
+    pub(super) inner: Arc<Pool>,
+    pub(super) permits: Arc<Semaphore>,
 }
 
-struct Pool {
+pub(super) struct Pool {
     base: Mutex<Connection>,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Pool {
-    fn take(&self) -> anyhow::Result<Connection> {
+    pub(super) fn take(&self) -> anyhow::Result<Connection> {
         if let Some(c) = self.idle.lock().expect("pool lock").pop() {
             return Ok(c);
         }
         Ok(self.base.lock().expect("pool lock").try_clone()?)
     }
 
-    fn give_back(&self, c: Connection) {
+    pub(super) fn give_back(&self, c: Connection) {
         self.idle.lock().expect("pool lock").push(c);
     }
 }
@@ -44,7 +44,7 @@ impl DuckReader {
     }
 
     /// Runs `f` on a pooled connection on a blocking thread, keeping the caller's span.
-    async fn with_conn<T: Send + 'static>(
+    pub(super) async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
@@ -64,7 +64,7 @@ impl DuckReader {
     }
 }
 
-fn to_duck(v: &SqlValue) -> Value {
+pub(super) fn to_duck(v: &SqlValue) -> Value {
     match v {
         SqlValue::Text(s) => Value::Text(s.clone()),
         SqlValue::Int(i) => Value::BigInt(*i),
@@ -130,7 +130,7 @@ fn query_events(conn: &Connection, b: &SqlBuilder) -> anyhow::Result<Vec<StoredE
     Ok(out)
 }
 
-fn from_micros(us: i64) -> anyhow::Result<DateTime<Utc>> {
+pub(super) fn from_micros(us: i64) -> anyhow::Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us).context("timestamp out of range")
 }
 

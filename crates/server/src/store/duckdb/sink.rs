@@ -4,9 +4,10 @@
 //! group goes through a staging table and `INSERT OR IGNORE` instead (the slow path, for
 //! client retries).
 
-use crate::store::{CommitOutcome, EventRow, EventSink};
+use crate::store::{CommitOutcome, EventRow, EventSink, MetricChange, MetricRecord};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params};
+use sightline_core::model::TenantId;
 use std::collections::HashSet;
 
 pub struct DuckSink {
@@ -91,8 +92,85 @@ impl EventSink for DuckSink {
         }
     }
 
-    fn delete_tenant(&mut self, tenant: &sightline_core::model::TenantId) -> anyhow::Result<u64> {
-        Ok(self.conn.execute("DELETE FROM events WHERE tenant_id = ?", [tenant.as_str()])? as u64)
+    fn delete_tenant(&mut self, tenant: &TenantId) -> anyhow::Result<u64> {
+        self.conn.execute_batch("BEGIN")?;
+        let done = (|| {
+            let n = self.conn.execute("DELETE FROM events WHERE tenant_id = ?", [tenant.as_str()])?;
+            self.conn.execute("DELETE FROM metric_records WHERE tenant_id = ?", [tenant.as_str()])?;
+            Ok::<_, duckdb::Error>(n as u64)
+        })();
+        match done {
+            Ok(n) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.conn.execute_batch("ROLLBACK").ok();
+                Err(e.into())
+            }
+        }
+    }
+
+    fn insert_metrics(&mut self, tenant: &TenantId, records: &[MetricRecord]) -> anyhow::Result<()> {
+        self.conn.execute_batch("BEGIN")?;
+        let appended = (|| {
+            let mut app = self.conn.appender("metric_records")?;
+            for r in records {
+                app.append_row(params![
+                    tenant.as_str(),
+                    r.id,
+                    r.service_name,
+                    r.metric_type,
+                    r.metric_name,
+                    r.value,
+                    micros(r.timestamp),
+                    r.dimensions.to_string(),
+                    r.meta.to_string(),
+                    micros(r.created_at),
+                    r.updated_at.map(micros),
+                ])?;
+            }
+            app.flush()
+        })();
+        match appended {
+            Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+            Err(e) => {
+                self.conn.execute_batch("ROLLBACK").ok();
+                Err(e.into())
+            }
+        }
+    }
+
+    fn update_metric(
+        &mut self,
+        tenant: &TenantId,
+        id: &str,
+        change: &MetricChange,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Option<MetricRecord>> {
+        // Unchanged fields keep their value through coalesce, so one statement does any PATCH.
+        let n = self.conn.execute(
+            "UPDATE metric_records SET value = coalesce(?, value), ts = coalesce(?, ts), \
+             dimensions = coalesce(CAST(? AS JSON), dimensions), meta = coalesce(CAST(? AS JSON), meta), updated_at = ? \
+             WHERE tenant_id = ? AND id = ?",
+            params![
+                change.value,
+                change.timestamp.map(micros),
+                change.dimensions.as_ref().map(|d| d.to_string()),
+                change.meta.as_ref().map(|m| m.to_string()),
+                micros(at),
+                tenant.as_str(),
+                id,
+            ],
+        )?;
+        if n == 0 {
+            return Ok(None);
+        }
+        super::records::get_record(&self.conn, tenant, id)
+    }
+
+    fn delete_metric(&mut self, tenant: &TenantId, id: &str) -> anyhow::Result<bool> {
+        Ok(self.conn.execute("DELETE FROM metric_records WHERE tenant_id = ? AND id = ?", [tenant.as_str(), id])? > 0)
     }
 
     fn checkpoint(&mut self) -> anyhow::Result<()> {

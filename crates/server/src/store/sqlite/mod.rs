@@ -2,6 +2,7 @@
 //! in UTC, so they sort and read the same from any client. One file per concern.
 
 mod audit;
+mod custom_metrics;
 mod idempotency;
 mod keys;
 mod sessions;

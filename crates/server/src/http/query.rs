@@ -1,0 +1,376 @@
+//! Analyses over HTTP: seed 001's structured query (`POST /analytics/query` with a
+//! `metric`) and period summary (`GET /analytics/metrics`), and the general insights
+//! endpoint (`POST /insights`) that takes any value of the query model.
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiQuery};
+use crate::analytics::{self, parse_with};
+use crate::app::AppState;
+use crate::auth::{Caller, CanRead};
+use axum::Json;
+use axum::extract::State;
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sightline_core::code::{Code, FieldError};
+use sightline_core::model::Role;
+use sightline_core::query::answer::{change_percent, number, objects, shape};
+use sightline_core::query::field::Source;
+use sightline_core::query::insight::{
+    Kind, Query, Series, and_filters, parse_dimension, parse_limit, parse_query, with_aggregation,
+};
+use sightline_core::query::metric::{Aggregation, Catalog, resolve};
+use sightline_core::query::time::{DateRange, Granularity, Named, Window, buckets, parse_range, parse_tz};
+use std::time::Duration;
+
+fn window_json(w: Window) -> Value {
+    json!({"start": w.start.to_rfc3339_opts(SecondsFormat::Secs, true), "end": w.end.to_rfc3339_opts(SecondsFormat::Secs, true)})
+}
+
+/// A caller's optional time limit, in milliseconds (never above the configured one).
+fn timeout_of(v: Option<&Value>) -> ApiResult<Option<Duration>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(ms) if ms >= 1 => Ok(Some(Duration::from_millis(ms))),
+            _ => Err(ApiError::field("timeout_ms", "timeout_ms is a whole number of at least 1")),
+        },
+        Some(_) => Err(ApiError::field("timeout_ms", "timeout_ms is a whole number")),
+    }
+}
+
+/// `POST /analytics/query`: seed 001's `metric` body; seed 004's `query` (custom SQL).
+pub async fn analytics_query(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    if body.get("query").is_some_and(Value::is_string) {
+        return Err(ApiError::new(
+            Code::Unprocessable,
+            "custom SQL queries ('query') are not available yet; send a structured query with 'metric'",
+        ));
+    }
+    if body.get("metric").is_none() {
+        return Err(ApiError::field("metric", "metric is required (a metric name such as revenue or events)"));
+    }
+    let timeout = timeout_of(body.get("timeout_ms"))?;
+    let tenant = caller.tenant.clone();
+    let (q, label) = parse_with(&state, &tenant, |cat| seed001_query(&body, cat)).await?;
+    let now = Utc::now();
+    let (window, _) = q.range.resolve(q.tz, now).map_err(|m| ApiError::field("filters.date_range", m))?;
+    let out = analytics::execute(&state, &tenant, &q, window, None, timeout).await?;
+    let mut data = match q.kind {
+        Kind::Aggregate => {
+            let v = out.rows.first().and_then(|r| r.values[0]).or(q.series[0].expr.is_additive().then_some(0.0));
+            let mut row = Map::new();
+            row.insert(label.clone(), number(v));
+            vec![Value::Object(row)]
+        }
+        _ => objects(&q, out.compiled.layout, &out.rows, "date"),
+    };
+    // With the date as the only dimension, every bucket of the range is a row.
+    if let (Some(g), true) = (q.granularity, q.by.is_empty()) {
+        let all = buckets(window, g, q.tz).map_err(|m| ApiError::field("granularity", m))?;
+        let got: std::collections::HashMap<String, Value> =
+            data.iter().filter_map(|r| Some((r["date"].as_str()?.to_owned(), r[&label].clone()))).collect();
+        let empty = if q.series[0].expr.is_additive() { json!(0) } else { Value::Null };
+        data = all
+            .iter()
+            .take(q.limit)
+            .map(|b| {
+                let d = g.label(*b);
+                let v = got.get(&d).cloned().unwrap_or(empty.clone());
+                let mut row = Map::new();
+                row.insert("date".into(), json!(d));
+                row.insert(label.clone(), v);
+                Value::Object(row)
+            })
+            .collect();
+    }
+    Ok(Json(json!({
+        "data": data,
+        "metadata": {
+            "total_rows": data.len(),
+            "query_time_ms": out.elapsed.as_millis() as u64,
+            "truncated": out.truncated,
+            "metric": label,
+            "timezone": q.tz.name(),
+            "date_range": window_json(window),
+        }
+    })))
+}
+
+/// Builds a query from seed 001's body: `metric`, `dimensions` (`date` is the time bucket),
+/// `filters` (`date_range` and property conditions), `aggregation`, `granularity`, `limit`.
+fn seed001_query(body: &Value, cat: &dyn Catalog) -> Result<(Query, String), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let name = match &body["metric"] {
+        Value::String(s) if !s.trim().is_empty() => s.trim().to_owned(),
+        _ => return Err(vec![FieldError::new("metric", "metric is a metric name such as revenue or events")]),
+    };
+    let mut expr = match resolve(&name, cat) {
+        Ok(e) => Some(e),
+        Err(m) => {
+            errors.push(FieldError::new("metric", m));
+            None
+        }
+    };
+    if let Some(a) = body.get("aggregation").filter(|a| !a.is_null()) {
+        let Some(e) = expr.take() else { return Err(errors) };
+        expr = match a.as_str().and_then(Aggregation::parse) {
+            Some(agg) => {
+                with_aggregation(e, agg, &name).map_err(|m| errors.push(FieldError::new("aggregation", m))).ok()
+            }
+            None => {
+                errors.push(FieldError::new(
+                    "aggregation",
+                    format!("unknown aggregation {a}; use one of {}", Aggregation::NAMES),
+                ));
+                None
+            }
+        };
+    }
+    let granularity = match body.get("granularity").filter(|g| !g.is_null()) {
+        None => Granularity::Day,
+        Some(Value::String(g)) => Granularity::parse(g).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "granularity",
+                format!("unknown granularity '{g}'; use one of {}", Granularity::NAMES),
+            ));
+            Granularity::Day
+        }),
+        Some(_) => {
+            errors.push(FieldError::new("granularity", "granularity is a string"));
+            Granularity::Day
+        }
+    };
+    // Filters: `date_range`, `timezone`, and the rest as conditions.
+    let filters = body.get("filters").cloned().unwrap_or(Value::Null);
+    let mut range = DateRange::default();
+    let mut tz = chrono_tz::Tz::UTC;
+    if let Some(tzv) = body.get("timezone").or(filters.get("timezone")).filter(|t| !t.is_null()) {
+        match tzv.as_str().map(|s| parse_tz(s, "timezone")) {
+            Some(Ok(t)) => tz = t,
+            Some(Err(e)) => errors.push(e),
+            None => errors.push(FieldError::new("timezone", "timezone is a string")),
+        }
+    }
+    let mut conditions = Vec::new();
+    match &filters {
+        Value::Null => {}
+        Value::Object(obj) => {
+            for (k, v) in obj {
+                match k.as_str() {
+                    "date_range" => match parse_range(v, "filters.date_range") {
+                        Ok(r) => range = r,
+                        Err(e) => errors.push(e),
+                    },
+                    "timezone" => {}
+                    "conditions" | "properties" | "and" | "or" => {
+                        let v = if k == "and" || k == "or" { json!({ k: v }) } else { v.clone() };
+                        conditions.push((format!("filters.{k}"), v));
+                    }
+                    field => {
+                        // `{"event_type": "x"}` is equality, `{"plan": ["a", "b"]}` membership,
+                        // `{"amount": {"gt": 10}}` any operator.
+                        let cond = match v {
+                            Value::Array(_) => json!({"field": field, "op": "in", "value": v}),
+                            Value::Object(ops) if ops.len() == 1 => {
+                                let (op, val) = ops.iter().next().expect("one");
+                                json!({"field": field, "op": op, "value": val})
+                            }
+                            _ => json!({"field": field, "op": "eq", "value": v}),
+                        };
+                        conditions.push((format!("filters.{field}"), cond));
+                    }
+                }
+            }
+        }
+        Value::Array(_) => conditions.push(("filters".into(), filters.clone())),
+        _ => errors.push(FieldError::new("filters", "filters is an object such as {\"date_range\": {...}}")),
+    }
+    if let Some(mut e) = expr.take() {
+        for (at, c) in &conditions {
+            match and_filters(e.clone(), c, at) {
+                Ok(x) => e = x,
+                Err(err) => errors.push(err),
+            }
+        }
+        expr = Some(e);
+    }
+    let sources: Vec<Source> = expr
+        .as_ref()
+        .map(|e| {
+            let mut s: Vec<Source> = e.measures().iter().map(|m| m.source).collect();
+            s.dedup();
+            s
+        })
+        .unwrap_or_default();
+    let mut by = Vec::new();
+    let mut bucket = None;
+    match body.get("dimensions").filter(|d| !d.is_null()) {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, d) in items.iter().enumerate() {
+                match d.as_str().map(str::trim) {
+                    Some("date" | "day" | "time" | "timestamp") => bucket = Some(granularity),
+                    Some(name) if !name.is_empty() => {
+                        match parse_dimension(name, &sources, &format!("dimensions[{i}]")) {
+                            Ok(dim) => by.push(dim),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    _ => errors.push(FieldError::new(format!("dimensions[{i}]"), "a dimension is a field name")),
+                }
+            }
+            if by.len() > 3 {
+                errors.push(FieldError::new("dimensions", "at most 3 dimensions besides date"));
+            }
+        }
+        Some(_) => errors.push(FieldError::new("dimensions", "dimensions is an array of field names")),
+    }
+    if body.get("granularity").is_some_and(|g| !g.is_null()) && bucket.is_none() && by.is_empty() {
+        bucket = Some(granularity);
+    }
+    let limit = parse_limit(body.get("limit"), "limit").map_err(|e| errors.push(e)).unwrap_or(100);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let kind = if by.is_empty() && bucket.is_none() { Kind::Aggregate } else { Kind::Breakdown };
+    let series = vec![Series { label: name.clone(), expr: expr.expect("no errors") }];
+    Ok((Query { kind, series, by, granularity: bucket, range, tz, limit }, name))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SummaryParams {
+    period: Option<String>,
+    metric_type: Option<String>,
+    timezone: Option<String>,
+}
+
+/// Seed 001's `metric_type` values and the metric (and answer key) each stands for.
+const SUMMARY_METRICS: [(&str, &str); 4] =
+    [("revenue", "revenue"), ("tickets", "tickets_sold"), ("customers", "customers"), ("events", "events")];
+
+/// `GET /analytics/metrics`: each metric over the current period so far (`day`, `week`,
+/// `month` or `year`, in `timezone`), against the same span of the period before.
+pub async fn summary(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<SummaryParams>,
+) -> ApiResult<Json<Value>> {
+    let period = p.period.as_deref().unwrap_or("month").trim().to_ascii_lowercase();
+    let named = match period.as_str() {
+        "day" | "today" => Named::Today,
+        "week" => Named::ThisWeek,
+        "month" => Named::ThisMonth,
+        "year" => Named::ThisYear,
+        other => {
+            return Err(ApiError::field("period", format!("unknown period '{other}'; use day, week, month or year")));
+        }
+    };
+    let tz = match &p.timezone {
+        Some(t) => parse_tz(t, "timezone").map_err(|e| ApiError::invalid(vec![e]))?,
+        None => chrono_tz::Tz::UTC,
+    };
+    let wanted: Vec<(String, String)> = match p.metric_type.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => SUMMARY_METRICS.iter().map(|(t, k)| ((*t).to_owned(), (*k).to_owned())).collect(),
+        Some(list) => list
+            .split(',')
+            .map(|t| {
+                let t = t.trim();
+                let key = SUMMARY_METRICS.iter().find(|(s, _)| *s == t).map(|(_, k)| *k).unwrap_or(t);
+                (t.to_owned(), key.to_owned())
+            })
+            .collect(),
+    };
+    let tenant = caller.tenant.clone();
+    let series = parse_with(&state, &tenant, |cat| {
+        let mut errors = Vec::new();
+        let mut out = Vec::new();
+        for (asked, key) in &wanted {
+            match resolve(key, cat) {
+                Ok(expr) => out.push(Series { label: key.clone(), expr }),
+                Err(m) => errors.push(FieldError::new(
+                    "metric_type",
+                    format!(
+                        "{m}; metric_type takes revenue, tickets, customers, events or a metric name (got '{asked}')"
+                    ),
+                )),
+            }
+        }
+        if errors.is_empty() { Ok(out) } else { Err(errors) }
+    })
+    .await?;
+    let now = Utc::now();
+    let (full, prev_full) = DateRange::Named(named).resolve(tz, now).map_err(|m| ApiError::internal(m))?;
+    let current = Window { start: full.start, end: now.max(full.start + chrono::Duration::microseconds(1)) };
+    let elapsed = current.end - current.start;
+    let previous = Window { start: prev_full.start, end: (prev_full.start + elapsed).min(prev_full.end) };
+    let q = Query {
+        kind: Kind::Compare,
+        series,
+        by: Vec::new(),
+        granularity: None,
+        range: DateRange::Named(named),
+        tz,
+        limit: 2,
+    };
+    let out = analytics::execute(&state, &tenant, &q, current, Some(previous), None).await?;
+    let find = |cur: bool| out.rows.iter().find(|r| r.current == Some(cur));
+    let mut metrics = Map::new();
+    for (i, s) in q.series.iter().enumerate() {
+        let empty = s.expr.is_additive().then_some(0.0);
+        let c = find(true).and_then(|r| r.values[i]).or(empty);
+        let pv = find(false).and_then(|r| r.values[i]).or(empty);
+        metrics.insert(
+            s.label.clone(),
+            json!({"current": number(c), "previous": number(pv), "change_percent": change_percent(c, pv)}),
+        );
+    }
+    Ok(Json(json!({
+        "period": period,
+        "metrics": metrics,
+        "current_period": window_json(current),
+        "previous_period": window_json(previous),
+        "timezone": tz.name(),
+    })))
+}
+
+/// `POST /insights`: any query of the model (`kind`, `series`, `breakdown`, `granularity`,
+/// `date_range`, `timezone`, `filters`, `limit`); `explain: true` adds the compiled SQL
+/// (admins only).
+pub async fn insights(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let explain = match body.get("explain") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::field("explain", "explain is a boolean")),
+    };
+    if explain && !caller.roles.contains(&Role::Admin) {
+        return Err(ApiError::forbidden("explain shows the compiled SQL to admins only"));
+    }
+    let timeout = timeout_of(body.get("timeout_ms"))?;
+    let tenant = caller.tenant.clone();
+    let q = parse_with(&state, &tenant, |cat| parse_query(&body, cat)).await?;
+    let (window, previous) = q.range.resolve(q.tz, Utc::now()).map_err(|m| ApiError::field("date_range", m))?;
+    if let Some(g) = q.granularity {
+        buckets(window, g, q.tz).map_err(|m| ApiError::field("granularity", m))?;
+    }
+    let prev = (q.kind == Kind::Compare).then_some(previous);
+    let out = analytics::execute(&state, &tenant, &q, window, prev, timeout).await?;
+    let mut answer = shape(&q, out.compiled.layout, &out.rows, window, prev);
+    answer["metadata"] = json!({
+        "query_time_ms": out.elapsed.as_millis() as u64,
+        "total_rows": out.rows.len(),
+        "truncated": out.truncated,
+    });
+    if explain {
+        answer["explain"] = analytics::explain(&out.compiled);
+    }
+    Ok(Json(answer))
+}
