@@ -2,7 +2,9 @@
 
 mod helpers;
 
+mod analytics_query;
 mod auth;
+mod compiler_props;
 mod errors;
 mod guarantees;
 mod hygiene;
@@ -11,6 +13,7 @@ mod ingest;
 mod jwks;
 mod manage;
 mod matrix;
+mod metric_records;
 mod ops;
 mod read;
 mod restart;
