@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod ingest;
+pub mod query;
 
 use clap::Subcommand;
 
@@ -12,11 +13,14 @@ pub enum BenchCmd {
     Ingest(ingest::IngestArgs),
     /// What credentials cost: token issue and verify, API keys, password checks.
     Auth(auth::AuthArgs),
+    /// Query-model cases against hand-written DuckDB SQL on the same generated events.
+    Query(query::QueryArgs),
 }
 
 pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Ingest(args) => ingest::run(args, rt),
         BenchCmd::Auth(args) => auth::run(args, rt),
+        BenchCmd::Query(args) => query::run(args, rt),
     }
 }

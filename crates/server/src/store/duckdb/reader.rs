@@ -43,6 +43,12 @@ impl DuckReader {
         }
     }
 
+    /// A connection of its own to the same database, for tools that write SQL by hand
+    /// (`sightline bench`): nothing of the service goes through it.
+    pub fn connection(&self) -> anyhow::Result<Connection> {
+        Ok(self.inner.base.lock().expect("pool lock").try_clone()?)
+    }
+
     /// Runs `f` on a pooled connection on a blocking thread, keeping the caller's span.
     pub(super) async fn with_conn<T: Send + 'static>(
         &self,

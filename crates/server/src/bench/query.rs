@@ -1,0 +1,251 @@
+//! `sightline bench query`: generates a realistic event set in a fresh DuckDB file (10M
+//! events by default: 50k users, their sessions, 20 event names, pages and purchase
+//! amounts over 90 days, plus a second tenant's events) and times, in one run on that
+//! file, each case of the query model against the DuckDB SQL a person would write for it.
+//!
+//! The Sightline column is the whole path a request takes after HTTP: parse the JSON
+//! query, resolve metrics, compile, run on a pooled reader, shape the answer. The raw
+//! column is a prepared hand-written statement on a connection to the same database.
+//! Every case first checks that both compute the same numbers.
+
+use crate::store::QueryRunner;
+use crate::store::duckdb::{self, DuckReader};
+use anyhow::{Context, bail};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use clap::Args;
+use ::duckdb::params_from_iter;
+use serde_json::{Value, json};
+use sightline_core::model::TenantId;
+use sightline_core::query::answer::shape;
+use sightline_core::query::compile::{Dialect, compile};
+use sightline_core::query::insight::{MAX_LIMIT, parse_query};
+use sightline_core::query::metric::NoCatalog;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Events of the measured tenant.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Events of another tenant in the same table (the tenant filter must skip them).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub other_events: u64,
+    /// Timed runs of each case (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Keep the database here instead of a temporary directory (reused if it exists).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Concurrent reader connections (DuckDB threads are per query; this is the pool).
+    #[arg(long, default_value_t = 2)]
+    pub readers: usize,
+}
+
+const TENANT: &str = "bench";
+
+/// The 20 event names, most frequent first (a page view is 17 times as likely as the last).
+const NAMES: [&str; 20] = [
+    "page_view", "click", "search", "scroll", "login", "add_to_cart", "message", "signup", "api_request", "share",
+    "purchase", "conversation_started", "logout", "video_play", "download", "comment", "like", "invite",
+    "ticket_purchase", "satisfaction",
+];
+
+fn peak_rss_mib() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let get = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+/// Fills `events` with `n` events of `tenant` between `start` and `start + 90 days`, in
+/// time order (as ingest writes them). Deterministic: every value is a hash of the row number.
+fn generate(conn: &::duckdb::Connection, tenant: &str, n: u64, offset: u64, start: DateTime<Utc>) -> anyhow::Result<()> {
+    let names: Vec<String> = NAMES.iter().map(|n| format!("'{n}'")).collect();
+    let step_us = Duration::days(90).num_microseconds().expect("fits") as f64 / n.max(1) as f64;
+    // Skewed name choice: index = floor(20 * u^2) for u uniform in [0, 1).
+    let sql = format!(
+        "INSERT INTO events
+         SELECT ?, 'ev-' || i, (i + {offset})::UHUGEINT, name, user_id, user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
+                ts, ts, props, NULL
+         FROM (
+           SELECT i,
+                  [{names}][1 + floor(20 * pow((hash(i) % 10000) / 10000.0, 2))::INT] AS name,
+                  'u' || (hash(i * 7) % 50000)::VARCHAR AS user_id,
+                  make_timestamp(?::BIGINT + (i * ?::DOUBLE)::BIGINT + (hash(i * 11) % 60000000)::BIGINT) AS ts
+           FROM range(?) r(i)
+         ) g,
+         LATERAL (SELECT CASE WHEN name IN ('purchase', 'ticket_purchase')
+             THEN json_object('page', '/p/' || (hash(i * 3) % 200)::VARCHAR, 'amount', round((hash(i * 5) % 50000) / 100.0, 2),
+                              'currency', 'USD', 'plan', ['free', 'pro', 'team'][(1 + hash(i * 17) % 3)::BIGINT])
+             ELSE json_object('page', '/p/' || (hash(i * 3) % 200)::VARCHAR, 'referrer', 'r' || (hash(i * 19) % 30)::VARCHAR,
+                              'duration_ms', hash(i * 23) % 30000) END AS props)",
+        names = names.join(", ")
+    );
+    conn.execute(
+        &sql,
+        ::duckdb::params![tenant, start.timestamp_micros(), step_us, n as i64],
+    )
+    .context("generating events")?;
+    Ok(())
+}
+
+struct Case {
+    name: &'static str,
+    /// The query as a client sends it to /api/v1/insights.
+    query: Value,
+    /// The hand-written SQL and its parameters (tenant and times bound as values).
+    raw: String,
+    raw_params: Vec<::duckdb::types::Value>,
+}
+
+fn micros(t: DateTime<Utc>) -> ::duckdb::types::Value {
+    ::duckdb::types::Value::Timestamp(::duckdb::types::TimeUnit::Microsecond, t.timestamp_micros())
+}
+
+fn text(s: &str) -> ::duckdb::types::Value {
+    ::duckdb::types::Value::Text(s.to_owned())
+}
+
+fn date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+fn cases(start: DateTime<Utc>) -> Vec<Case> {
+    let end = start + Duration::days(90);
+    let last_day = end - Duration::days(1);
+    let cur_start = end - Duration::days(30);
+    let prev_start = end - Duration::days(60);
+    vec![
+        Case {
+            name: "daily trend (events, 90 days)",
+            query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
+                          "date_range": {"start": date(start), "end": date(last_day)}}),
+            raw: "SELECT epoch_us(date_trunc('day', ts)) AS d, count(*)::DOUBLE FROM events \
+                  WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1"
+                .into(),
+            raw_params: vec![text(TENANT), micros(start), micros(end)],
+        },
+        Case {
+            name: "breakdown by properties.page (top 100)",
+            query: json!({"kind": "breakdown", "series": ["events"], "breakdown": ["properties.page"], "limit": 100,
+                          "date_range": {"start": date(start), "end": date(last_day)}}),
+            raw: "SELECT json_extract_string(properties, '$.page') AS page, count(*)::DOUBLE AS n FROM events \
+                  WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 100"
+                .into(),
+            raw_params: vec![text(TENANT), micros(start), micros(end)],
+        },
+        Case {
+            name: "period comparison (revenue, 30 days vs 30 before)",
+            query: json!({"kind": "compare", "series": ["revenue"],
+                          "date_range": {"start": date(cur_start), "end": date(last_day)}}),
+            raw: "SELECT ts >= ? AS cur, sum(TRY_CAST(json_extract_string(properties, '$.amount') AS DOUBLE)) FROM events \
+                  WHERE tenant_id = ? AND ts >= ? AND ts < ? AND event_name IN ('purchase', 'ticket_purchase') \
+                  GROUP BY 1 ORDER BY 1"
+                .into(),
+            raw_params: vec![micros(cur_start), text(TENANT), micros(prev_start), micros(end)],
+        },
+        Case {
+            name: "p90 of properties.amount (purchases, 90 days)",
+            query: json!({"kind": "aggregate",
+                          "series": [{"event": "purchase", "aggregation": "p90", "field": "properties.amount"}],
+                          "date_range": {"start": date(start), "end": date(last_day)}}),
+            raw: "SELECT quantile_cont(TRY_CAST(json_extract_string(properties, '$.amount') AS DOUBLE), 0.9) FROM events \
+                  WHERE tenant_id = ? AND ts >= ? AND ts < ? AND event_name = 'purchase'"
+                .into(),
+            raw_params: vec![text(TENANT), micros(start), micros(end)],
+        },
+    ]
+}
+
+/// Runs a hand-written query; answers its numbers (the last column of each row).
+fn run_raw(conn: &::duckdb::Connection, c: &Case) -> anyhow::Result<Vec<f64>> {
+    let mut stmt = conn.prepare_cached(&c.raw)?;
+    let ncol = if c.raw.starts_with("SELECT quantile_cont") { 1 } else { 2 };
+    let mut rows = stmt.query(params_from_iter(c.raw_params.iter().cloned()))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(r.get::<_, Option<f64>>(ncol - 1)?.unwrap_or(0.0));
+    }
+    Ok(out)
+}
+
+/// The whole path of a query after HTTP; answers its numbers and the shaped answer.
+async fn run_sightline(reader: &DuckReader, c: &Case, now: DateTime<Utc>) -> anyhow::Result<(Vec<f64>, Value)> {
+    let q = parse_query(&c.query, &NoCatalog).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let (window, previous) = q.range.resolve(q.tz, now).map_err(anyhow::Error::msg)?;
+    let prev = (q.kind == sightline_core::query::insight::Kind::Compare).then_some(previous);
+    let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+    let compiled = compile(&q, &tenant, window, prev, MAX_LIMIT, Dialect::DuckDb).map_err(anyhow::Error::msg)?;
+    let mut rows = reader.run(&compiled, std::time::Duration::from_secs(600)).await?;
+    rows.truncate(q.limit.min(MAX_LIMIT));
+    let answer = shape(&q, compiled.layout, &rows, window, prev);
+    let numbers = rows.iter().map(|r| r.values[0].unwrap_or(0.0)).collect();
+    Ok((numbers, answer))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bench-query.duckdb");
+    // A fixed, whole-day start keeps the data (and so the answers) the same on every run.
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid");
+    let (_sink, reader) = duckdb::open(Some(&path), args.readers)?;
+    let conn = reader.connection()?;
+    let have: i64 = conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [TENANT], |r| r.get(0))?;
+    if have as u64 != args.events {
+        eprintln!("generating {} events (+{} of another tenant) in {} ...", args.events, args.other_events, path.display());
+        let t = Instant::now();
+        conn.execute_batch("DELETE FROM events")?;
+        // The other tenant's rows interleave in time with the measured tenant's.
+        generate(&conn, "other", args.other_events, args.events, start)?;
+        generate(&conn, TENANT, args.events, 0, start)?;
+        conn.execute_batch("CHECKPOINT")?;
+        eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let file_mib = std::fs::metadata(&path).map(|m| m.len() as f64 / 1048576.0).unwrap_or(f64::NAN);
+    let now = start + Duration::days(120);
+    let mut table = Vec::new();
+    for c in cases(start) {
+        // Same numbers first: a fast wrong answer is no result.
+        let raw = run_raw(&conn, &c)?;
+        let (ours, _) = rt.block_on(run_sightline(&reader, &c, now))?;
+        let ours: Vec<f64> = if c.name.starts_with("daily") { ours.into_iter().filter(|v| *v != 0.0).collect() } else { ours };
+        if raw.len() != ours.len() || raw.iter().zip(&ours).any(|(a, b)| (a - b).abs() > 1e-6 * a.abs().max(1.0)) {
+            bail!("{}: Sightline and hand-written SQL disagree:\n  raw  {:?}\n  ours {:?}", c.name, &raw[..raw.len().min(5)], &ours[..ours.len().min(5)]);
+        }
+        let (mut s_ms, mut r_ms) = (Vec::new(), Vec::new());
+        for _ in 0..args.runs {
+            let t = Instant::now();
+            run_raw(&conn, &c)?;
+            r_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            rt.block_on(run_sightline(&reader, &c, now))?;
+            s_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (s, r) = (median(s_ms), median(r_ms));
+        eprintln!("{}: sightline {s:.1} ms, raw {r:.1} ms", c.name);
+        table.push((c.name, s, r));
+    }
+    let (rss, peak) = peak_rss_mib();
+    println!("events: {} (+{} other tenant), file {file_mib:.0} MiB, {} timed runs per case (median)", args.events, args.other_events, args.runs);
+    println!();
+    println!("| query | Sightline ms | raw DuckDB ms | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (name, s, r) in &table {
+        println!("| {name} | {s:.1} | {r:.1} | {:.2}x |", s / r);
+    }
+    println!();
+    println!("RSS {rss:.0} MiB, peak {peak:.0} MiB");
+    Ok(())
+}
