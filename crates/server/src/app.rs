@@ -23,6 +23,8 @@ pub struct Services {
     pub events: Arc<dyn EventReader>,
     pub metrics: Arc<dyn MetricReader>,
     pub queries: Arc<dyn QueryRunner>,
+    /// Properties events keep in columns of their own (the compiler reads those).
+    pub property_columns: sightline_core::query::field::PropertyColumns,
     pub ingest: Ingestor,
     pub auth: Authenticator,
     pub sessions: crate::auth::session::Sessions,
@@ -44,6 +46,7 @@ pub struct Stores {
     pub events: Arc<dyn EventReader>,
     pub metrics: Arc<dyn MetricReader>,
     pub queries: Arc<dyn QueryRunner>,
+    pub property_columns: sightline_core::query::field::PropertyColumns,
     pub sink: duckdb::DuckSink,
 }
 
@@ -55,9 +58,18 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
     let meta = sqlite::SqliteMeta::open(cfg.sqlite_path().as_deref()).await?;
     let duck_path = cfg.duckdb_path();
     let readers = cfg.max_readers;
-    let (sink, reader) = tokio::task::spawn_blocking(move || duckdb::open(duck_path.as_deref(), readers)).await??;
+    let keep = cfg.materialized_properties.clone();
+    let (sink, reader, property_columns) =
+        tokio::task::spawn_blocking(move || duckdb::open_with(duck_path.as_deref(), readers, &keep)).await??;
     let reader = Arc::new(reader);
-    Ok(Stores { meta: Arc::new(meta), events: reader.clone(), metrics: reader.clone(), queries: reader, sink })
+    Ok(Stores {
+        meta: Arc::new(meta),
+        events: reader.clone(),
+        metrics: reader.clone(),
+        queries: reader,
+        property_columns,
+        sink,
+    })
 }
 
 /// A built service, bound to its address, not yet serving.
@@ -109,6 +121,7 @@ impl App {
             events: stores.events,
             metrics: stores.metrics,
             queries: stores.queries,
+            property_columns: stores.property_columns,
             ingest,
             auth,
             sessions,

@@ -10,7 +10,7 @@
 //! sources are read, the scans are joined on the group columns; an outer SELECT computes
 //! each series (formulas with `NULLIF` on divisors) and orders and limits the rows.
 
-use super::field::{Field, FieldKind, Source};
+use super::field::{Field, FieldKind, PropertyColumns, Source};
 use super::filter::{Condition, Filter, Op, Operand, Scalar};
 use super::insight::{Kind, Query};
 use super::metric::{Aggregation, BinOp, Expr, Measure};
@@ -52,6 +52,20 @@ pub fn compile(
     previous: Option<Window>,
     row_cap: usize,
     dialect: Dialect,
+) -> Result<Compiled, String> {
+    compile_with(q, tenant, window, previous, row_cap, dialect, &PropertyColumns::default())
+}
+
+/// [`compile`], reading the properties that `cols` keeps in columns of their own from
+/// those columns instead of the JSON.
+pub fn compile_with(
+    q: &Query,
+    tenant: &TenantId,
+    window: Window,
+    previous: Option<Window>,
+    row_cap: usize,
+    dialect: Dialect,
+    cols: &PropertyColumns,
 ) -> Result<Compiled, String> {
     let _ = dialect; // one dialect so far; ClickHouse joins in cluster mode
     let period = match (q.kind, previous) {
@@ -129,7 +143,7 @@ pub fn compile(
             b.push(if group_cols.is_empty() { " CROSS JOIN " } else { " FULL OUTER JOIN " });
         }
         b.push("(");
-        scan(&mut b, *src, q, &leaves, tenant, scan_window, window, bucket, period);
+        scan(&mut b, cols, *src, q, &leaves, tenant, scan_window, window, bucket, period);
         b.push_trusted(&format!(") {}", alias(*src)));
         if n == 1 && !group_cols.is_empty() {
             b.push_trusted(&format!(
@@ -204,6 +218,7 @@ fn series_sql(b: &mut SqlBuilder, e: &Expr, leaves: &[&Measure], alias: &impl Fn
 #[allow(clippy::too_many_arguments)]
 fn scan(
     b: &mut SqlBuilder,
+    cols: &PropertyColumns,
     src: Source,
     q: &Query,
     leaves: &[&Measure],
@@ -217,38 +232,38 @@ fn scan(
     let mine: Vec<(usize, &Measure)> =
         leaves.iter().enumerate().filter(|(_, m)| m.source == src).map(|(i, m)| (i, *m)).collect();
     b.push("SELECT ");
-    let mut cols = 0;
+    let mut n_cols = 0;
     if let Some(g) = bucket {
         bucket_sql(b, g, q, scan_window);
         b.push(" AS b");
-        cols += 1;
+        n_cols += 1;
     }
     for (i, d) in q.by.iter().enumerate() {
-        if cols > 0 {
+        if n_cols > 0 {
             b.push(", ");
         }
         let f = d.field(src).expect("a dimension is parsed for every source the query reads");
-        text_sql(b, f);
+        text_sql(b, cols, f);
         b.push_trusted(&format!(" AS d{i}"));
-        cols += 1;
+        n_cols += 1;
     }
     if compare {
-        if cols > 0 {
+        if n_cols > 0 {
             b.push(", ");
         }
         b.push_bind("ts >= ", ts(current.start)).push(" AS p");
-        cols += 1;
+        n_cols += 1;
     }
     // With one measure, its filter narrows the scan; with several, each filters its own
     // aggregate, and the scan reads rows any of them wants.
     let single = mine.len() == 1;
     for (i, m) in &mine {
-        if cols > 0 {
+        if n_cols > 0 {
             b.push(", ");
         }
-        agg_sql(b, m, if single { None } else { m.filter.as_ref() });
+        agg_sql(b, cols, m, if single { None } else { m.filter.as_ref() });
         b.push_trusted(&format!(" AS l{i}"));
-        cols += 1;
+        n_cols += 1;
     }
     b.push(" FROM ").push(src.table());
     b.push_bind(" WHERE tenant_id = ", SqlValue::Text(tenant.as_str().to_owned()));
@@ -261,7 +276,7 @@ fn scan(
     if single {
         if let Some(f) = &mine[0].1.filter {
             b.push(" AND (");
-            filter_sql(b, f);
+            filter_sql(b, cols, f);
             b.push(")");
         }
     } else if mine.iter().all(|(_, m)| m.filter.is_some()) {
@@ -271,7 +286,7 @@ fn scan(
                 b.push(" OR ");
             }
             b.push("(");
-            filter_sql(b, m.filter.as_ref().expect("checked"));
+            filter_sql(b, cols, m.filter.as_ref().expect("checked"));
             b.push(")");
         }
         b.push(")");
@@ -317,7 +332,7 @@ fn bucket_sql(b: &mut SqlBuilder, g: Granularity, q: &Query, w: Window) {
 }
 
 /// An aggregate, with `FILTER (WHERE ...)` right after the call when it has its own rows.
-fn agg_sql(b: &mut SqlBuilder, m: &Measure, own_rows: Option<&Filter>) {
+fn agg_sql(b: &mut SqlBuilder, cols: &PropertyColumns, m: &Measure, own_rows: Option<&Filter>) {
     let field = || m.field.as_ref().expect("a field aggregation has a field");
     let cast = matches!(m.agg, Aggregation::Count | Aggregation::Users | Aggregation::CountDistinct);
     if cast {
@@ -332,7 +347,7 @@ fn agg_sql(b: &mut SqlBuilder, m: &Measure, own_rows: Option<&Filter>) {
         }
         Aggregation::CountDistinct => {
             b.push("count(DISTINCT ");
-            text_sql(b, field());
+            text_sql(b, cols, field());
             b.push(")");
         }
         Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
@@ -342,18 +357,18 @@ fn agg_sql(b: &mut SqlBuilder, m: &Measure, own_rows: Option<&Filter>) {
                 Aggregation::Min => "min(",
                 _ => "max(",
             });
-            number_sql(b, field());
+            number_sql(b, cols, field());
             b.push(")");
         }
         Aggregation::Percentile(p) => {
             b.push("quantile_cont(");
-            number_sql(b, field());
+            number_sql(b, cols, field());
             b.push_bind(", ", SqlValue::Float(p as f64 / 100.0)).push(")");
         }
     }
     if let Some(f) = own_rows {
         b.push(" FILTER (WHERE ");
-        filter_sql(b, f);
+        filter_sql(b, cols, f);
         b.push(")");
     }
     if cast {
@@ -362,13 +377,16 @@ fn agg_sql(b: &mut SqlBuilder, m: &Measure, own_rows: Option<&Filter>) {
 }
 
 /// A field as text (plain columns as they are; JSON values as their text).
-fn text_sql(b: &mut SqlBuilder, f: &Field) {
+fn text_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
     match f {
         Field::CustomerId => {
             b.push("coalesce(json_extract_string(properties, '$.customer_id'), user_id)");
         }
         Field::Value => {
             b.push("CAST(value AS VARCHAR)");
+        }
+        Field::Property(p) if cols.column(p).is_some() => {
+            b.push_trusted(&cols.column(p).expect("checked"));
         }
         _ => match f.column() {
             (col, None) => {
@@ -382,22 +400,22 @@ fn text_sql(b: &mut SqlBuilder, f: &Field) {
 }
 
 /// A field as a number (NULL where it is not one).
-fn number_sql(b: &mut SqlBuilder, f: &Field) {
+fn number_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
     match f.kind() {
         FieldKind::Number => {
             b.push(f.column().0);
         }
         _ => {
             b.push("TRY_CAST(");
-            text_sql(b, f);
+            text_sql(b, cols, f);
             b.push(" AS DOUBLE)");
         }
     }
 }
 
-fn filter_sql(b: &mut SqlBuilder, f: &Filter) {
+fn filter_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Filter) {
     match f {
-        Filter::Cond(c) => cond_sql(b, c),
+        Filter::Cond(c) => cond_sql(b, cols, c),
         Filter::All(fs) | Filter::Any(fs) => {
             let joiner = if matches!(f, Filter::All(_)) { " AND " } else { " OR " };
             b.push("(");
@@ -405,7 +423,7 @@ fn filter_sql(b: &mut SqlBuilder, f: &Filter) {
                 if i > 0 {
                     b.push(joiner);
                 }
-                filter_sql(b, x);
+                filter_sql(b, cols, x);
             }
             b.push(")");
         }
@@ -425,7 +443,7 @@ fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 9.0e15 { format!("{}", n as i64) } else { n.to_string() }
 }
 
-fn cond_sql(b: &mut SqlBuilder, c: &Condition) {
+fn cond_sql(b: &mut SqlBuilder, cols: &PropertyColumns, c: &Condition) {
     // Compare as numbers when the field is numeric or every operand is a number.
     let numeric = c.field.kind() == FieldKind::Number
         || match &c.operand {
@@ -434,7 +452,7 @@ fn cond_sql(b: &mut SqlBuilder, c: &Condition) {
             _ => false,
         };
     let lhs = |b: &mut SqlBuilder| {
-        if numeric { number_sql(b, &c.field) } else { text_sql(b, &c.field) }
+        if numeric { number_sql(b, cols, &c.field) } else { text_sql(b, cols, &c.field) }
     };
     let value = |s: &Scalar| match (numeric, s) {
         (true, Scalar::Number(n)) => SqlValue::Float(*n),
@@ -475,7 +493,7 @@ fn cond_sql(b: &mut SqlBuilder, c: &Condition) {
         }
         (Op::Contains, Operand::One(s)) => {
             b.push("contains(lower(");
-            text_sql(b, &c.field);
+            text_sql(b, cols, &c.field);
             b.push("), lower(").bind(scalar_text(s)).push("))");
         }
         (op, Operand::One(s)) => {

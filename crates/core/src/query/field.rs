@@ -83,6 +83,51 @@ impl PropertyPath {
     }
 }
 
+/// Top-level property keys that events also keep in columns of their own (`pc_1`,
+/// `pc_2`, ...), so that reading them skips parsing each event's JSON. A column holds what
+/// [`property_text`] gives for the key's value; the compiler reads it instead of the JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PropertyColumns {
+    slots: Vec<(String, u32)>,
+}
+
+impl PropertyColumns {
+    pub fn new(slots: Vec<(String, u32)>) -> Self {
+        Self { slots }
+    }
+
+    /// The column name of a slot: made from a number, never from client text.
+    pub fn column_name(slot: u32) -> String {
+        format!("pc_{slot}")
+    }
+
+    /// The column holding `path`, when it is a single materialized key.
+    pub fn column(&self, path: &PropertyPath) -> Option<String> {
+        let [key] = path.segments() else { return None };
+        self.slots.iter().find(|(k, _)| k == key).map(|(_, slot)| Self::column_name(*slot))
+    }
+
+    /// (key, slot), in slot order: the order of the columns.
+    pub fn slots(&self) -> &[(String, u32)] {
+        &self.slots
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// A property value as text, as `json_extract_string` reads it: strings as they are,
+/// numbers and booleans as JSON writes them, objects and arrays as compact JSON; null is
+/// absent.
+pub fn property_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
 /// A field of a source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Field {

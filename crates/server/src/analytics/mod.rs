@@ -8,7 +8,7 @@ use crate::http::error::{ApiError, ApiResult};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::Row;
-use sightline_core::query::compile::{Compiled, Dialect, compile};
+use sightline_core::query::compile::{Compiled, Dialect, compile_with};
 use sightline_core::query::custom::parse_custom_metric;
 use sightline_core::query::insight::{MAX_LIMIT, Query};
 use sightline_core::query::metric::{Catalog, Definition};
@@ -105,7 +105,7 @@ pub async fn execute(
     previous: Option<Window>,
     timeout: Option<Duration>,
 ) -> ApiResult<Outcome> {
-    let compiled = compile(q, tenant, window, previous, MAX_LIMIT, Dialect::DuckDb)
+    let compiled = compile_with(q, tenant, window, previous, MAX_LIMIT, Dialect::DuckDb, &state.property_columns)
         .map_err(|m| ApiError::new(Code::Validation, m))?;
     let limit = Duration::from_millis(state.config.query_timeout_ms);
     let limit = timeout.map_or(limit, |t| t.min(limit));

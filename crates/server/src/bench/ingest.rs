@@ -154,7 +154,11 @@ async fn bare_track(
     let Ok(ev) = sightline_core::event::parse_event(v, "", now, || uuid::Uuid::now_v7().to_string()) else {
         return axum::http::StatusCode::BAD_REQUEST;
     };
-    match state.ingest.submit(vec![crate::ingest::to_row(&TenantId::default_tenant(), ev, now)]).await {
+    match state
+        .ingest
+        .submit(vec![crate::ingest::to_row_with(&TenantId::default_tenant(), ev, now, &state.property_columns)])
+        .await
+    {
         Ok(()) => axum::http::StatusCode::OK,
         Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
     }

@@ -10,14 +10,15 @@
 
 use crate::store::QueryRunner;
 use crate::store::duckdb::{self, DuckReader};
+use ::duckdb::params_from_iter;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use clap::Args;
-use ::duckdb::params_from_iter;
 use serde_json::{Value, json};
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::shape;
-use sightline_core::query::compile::{Dialect, compile};
+use sightline_core::query::compile::{Dialect, compile_with};
+use sightline_core::query::field::PropertyColumns;
 use sightline_core::query::insight::{MAX_LIMIT, parse_query};
 use sightline_core::query::metric::NoCatalog;
 use std::time::Instant;
@@ -39,15 +40,35 @@ pub struct QueryArgs {
     /// Concurrent reader connections (DuckDB threads are per query; this is the pool).
     #[arg(long, default_value_t = 2)]
     pub readers: usize,
+    /// Keep no properties in columns of their own (every property read parses the JSON).
+    #[arg(long)]
+    pub no_materialize: bool,
 }
 
 const TENANT: &str = "bench";
 
 /// The 20 event names, most frequent first (a page view is 17 times as likely as the last).
 const NAMES: [&str; 20] = [
-    "page_view", "click", "search", "scroll", "login", "add_to_cart", "message", "signup", "api_request", "share",
-    "purchase", "conversation_started", "logout", "video_play", "download", "comment", "like", "invite",
-    "ticket_purchase", "satisfaction",
+    "page_view",
+    "click",
+    "search",
+    "scroll",
+    "login",
+    "add_to_cart",
+    "message",
+    "signup",
+    "api_request",
+    "share",
+    "purchase",
+    "conversation_started",
+    "logout",
+    "video_play",
+    "download",
+    "comment",
+    "like",
+    "invite",
+    "ticket_purchase",
+    "satisfaction",
 ];
 
 fn peak_rss_mib() -> (f64, f64) {
@@ -64,14 +85,30 @@ fn peak_rss_mib() -> (f64, f64) {
 
 /// Fills `events` with `n` events of `tenant` between `start` and `start + 90 days`, in
 /// time order (as ingest writes them). Deterministic: every value is a hash of the row number.
-fn generate(conn: &::duckdb::Connection, tenant: &str, n: u64, offset: u64, start: DateTime<Utc>) -> anyhow::Result<()> {
+fn generate(
+    conn: &::duckdb::Connection,
+    cols: &PropertyColumns,
+    tenant: &str,
+    n: u64,
+    offset: u64,
+    start: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    // Materialized properties are filled as the writer fills them.
+    let (kept_names, kept_values): (Vec<String>, Vec<String>) = cols
+        .slots()
+        .iter()
+        .map(|(k, slot)| (PropertyColumns::column_name(*slot), format!("json_extract_string(props, '$.\"{k}\"')")))
+        .unzip();
+    let kept_names = kept_names.iter().map(|c| format!(", {c}")).collect::<String>();
+    let kept_values = kept_values.iter().map(|c| format!(", {c}")).collect::<String>();
     let names: Vec<String> = NAMES.iter().map(|n| format!("'{n}'")).collect();
     let step_us = Duration::days(90).num_microseconds().expect("fits") as f64 / n.max(1) as f64;
     // Skewed name choice: index = floor(20 * u^2) for u uniform in [0, 1).
     let sql = format!(
-        "INSERT INTO events
+        "INSERT INTO events (tenant_id, event_id, id_key, event_name, user_id, session_id, ts, received_at, properties,
+                             context{kept_names})
          SELECT ?, 'ev-' || i, (i + {offset})::UHUGEINT, name, user_id, user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
-                ts, ts, props, NULL
+                ts, ts, props, NULL{kept_values}
          FROM (
            SELECT i,
                   [{names}][1 + floor(20 * pow((hash(i) % 10000) / 10000.0, 2))::INT] AS name,
@@ -86,11 +123,8 @@ fn generate(conn: &::duckdb::Connection, tenant: &str, n: u64, offset: u64, star
                               'duration_ms', hash(i * 23) % 30000) END AS props)",
         names = names.join(", ")
     );
-    conn.execute(
-        &sql,
-        ::duckdb::params![tenant, start.timestamp_micros(), step_us, n as i64],
-    )
-    .context("generating events")?;
+    conn.execute(&sql, ::duckdb::params![tenant, start.timestamp_micros(), step_us, n as i64])
+        .context("generating events")?;
     Ok(())
 }
 
@@ -115,7 +149,19 @@ fn date(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d").to_string()
 }
 
-fn cases(start: DateTime<Utc>) -> Vec<Case> {
+/// How hand-written SQL reads a property: its own column when the schema has one.
+fn prop(cols: &PropertyColumns, key: &str, number: bool) -> String {
+    let path = sightline_core::query::field::PropertyPath::parse(key).expect("a valid key");
+    let text = match cols.column(&path) {
+        Some(c) => c,
+        None => format!("json_extract_string(properties, '$.{key}')"),
+    };
+    if number { format!("TRY_CAST({text} AS DOUBLE)") } else { text }
+}
+
+fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
+    let page = prop(cols, "page", false);
+    let amount = prop(cols, "amount", true);
     let end = start + Duration::days(90);
     let last_day = end - Duration::days(1);
     let cur_start = end - Duration::days(30);
@@ -134,19 +180,21 @@ fn cases(start: DateTime<Utc>) -> Vec<Case> {
             name: "breakdown by properties.page (top 100)",
             query: json!({"kind": "breakdown", "series": ["events"], "breakdown": ["properties.page"], "limit": 100,
                           "date_range": {"start": date(start), "end": date(last_day)}}),
-            raw: "SELECT json_extract_string(properties, '$.page') AS page, count(*)::DOUBLE AS n FROM events \
-                  WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 100"
-                .into(),
+            raw: format!(
+                "SELECT {page} AS page, count(*)::DOUBLE AS n FROM events \
+                 WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 100"
+            ),
             raw_params: vec![text(TENANT), micros(start), micros(end)],
         },
         Case {
             name: "period comparison (revenue, 30 days vs 30 before)",
             query: json!({"kind": "compare", "series": ["revenue"],
                           "date_range": {"start": date(cur_start), "end": date(last_day)}}),
-            raw: "SELECT ts >= ? AS cur, sum(TRY_CAST(json_extract_string(properties, '$.amount') AS DOUBLE)) FROM events \
-                  WHERE tenant_id = ? AND ts >= ? AND ts < ? AND event_name IN ('purchase', 'ticket_purchase') \
-                  GROUP BY 1 ORDER BY 1"
-                .into(),
+            raw: format!(
+                "SELECT ts >= ? AS cur, sum({amount}) FROM events \
+                 WHERE tenant_id = ? AND ts >= ? AND ts < ? AND event_name IN ('purchase', 'ticket_purchase') \
+                 GROUP BY 1 ORDER BY 1"
+            ),
             raw_params: vec![micros(cur_start), text(TENANT), micros(prev_start), micros(end)],
         },
         Case {
@@ -154,9 +202,10 @@ fn cases(start: DateTime<Utc>) -> Vec<Case> {
             query: json!({"kind": "aggregate",
                           "series": [{"event": "purchase", "aggregation": "p90", "field": "properties.amount"}],
                           "date_range": {"start": date(start), "end": date(last_day)}}),
-            raw: "SELECT quantile_cont(TRY_CAST(json_extract_string(properties, '$.amount') AS DOUBLE), 0.9) FROM events \
-                  WHERE tenant_id = ? AND ts >= ? AND ts < ? AND event_name = 'purchase'"
-                .into(),
+            raw: format!(
+                "SELECT quantile_cont({amount}, 0.9) FROM events \
+                 WHERE tenant_id = ? AND ts >= ? AND ts < ? AND event_name = 'purchase'"
+            ),
             raw_params: vec![text(TENANT), micros(start), micros(end)],
         },
     ]
@@ -175,12 +224,18 @@ fn run_raw(conn: &::duckdb::Connection, c: &Case) -> anyhow::Result<Vec<f64>> {
 }
 
 /// The whole path of a query after HTTP; answers its numbers and the shaped answer.
-async fn run_sightline(reader: &DuckReader, c: &Case, now: DateTime<Utc>) -> anyhow::Result<(Vec<f64>, Value)> {
+async fn run_sightline(
+    reader: &DuckReader,
+    cols: &PropertyColumns,
+    c: &Case,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Vec<f64>, Value)> {
     let q = parse_query(&c.query, &NoCatalog).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let (window, previous) = q.range.resolve(q.tz, now).map_err(anyhow::Error::msg)?;
     let prev = (q.kind == sightline_core::query::insight::Kind::Compare).then_some(previous);
     let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
-    let compiled = compile(&q, &tenant, window, prev, MAX_LIMIT, Dialect::DuckDb).map_err(anyhow::Error::msg)?;
+    let compiled =
+        compile_with(&q, &tenant, window, prev, MAX_LIMIT, Dialect::DuckDb, cols).map_err(anyhow::Error::msg)?;
     let mut rows = reader.run(&compiled, std::time::Duration::from_secs(600)).await?;
     rows.truncate(q.limit.min(MAX_LIMIT));
     let answer = shape(&q, compiled.layout, &rows, window, prev);
@@ -200,29 +255,47 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     let path = dir.join("bench-query.duckdb");
     // A fixed, whole-day start keeps the data (and so the answers) the same on every run.
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid");
-    let (_sink, reader) = duckdb::open(Some(&path), args.readers)?;
+    let keep: Vec<String> = if args.no_materialize {
+        Vec::new()
+    } else {
+        crate::config::DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect()
+    };
+    let t = Instant::now();
+    let (_sink, reader, cols) = duckdb::open_with(Some(&path), args.readers, &keep)?;
+    eprintln!("opened in {:.1} s; properties in columns: {:?}", t.elapsed().as_secs_f64(), cols.slots());
     let conn = reader.connection()?;
     let have: i64 = conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [TENANT], |r| r.get(0))?;
     if have as u64 != args.events {
-        eprintln!("generating {} events (+{} of another tenant) in {} ...", args.events, args.other_events, path.display());
+        eprintln!(
+            "generating {} events (+{} of another tenant) in {} ...",
+            args.events,
+            args.other_events,
+            path.display()
+        );
         let t = Instant::now();
         conn.execute_batch("DELETE FROM events")?;
         // The other tenant's rows interleave in time with the measured tenant's.
-        generate(&conn, "other", args.other_events, args.events, start)?;
-        generate(&conn, TENANT, args.events, 0, start)?;
+        generate(&conn, &cols, "other", args.other_events, args.events, start)?;
+        generate(&conn, &cols, TENANT, args.events, 0, start)?;
         conn.execute_batch("CHECKPOINT")?;
         eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
     }
     let file_mib = std::fs::metadata(&path).map(|m| m.len() as f64 / 1048576.0).unwrap_or(f64::NAN);
     let now = start + Duration::days(120);
     let mut table = Vec::new();
-    for c in cases(start) {
+    for c in cases(start, &cols) {
         // Same numbers first: a fast wrong answer is no result.
         let raw = run_raw(&conn, &c)?;
-        let (ours, _) = rt.block_on(run_sightline(&reader, &c, now))?;
-        let ours: Vec<f64> = if c.name.starts_with("daily") { ours.into_iter().filter(|v| *v != 0.0).collect() } else { ours };
+        let (ours, _) = rt.block_on(run_sightline(&reader, &cols, &c, now))?;
+        let ours: Vec<f64> =
+            if c.name.starts_with("daily") { ours.into_iter().filter(|v| *v != 0.0).collect() } else { ours };
         if raw.len() != ours.len() || raw.iter().zip(&ours).any(|(a, b)| (a - b).abs() > 1e-6 * a.abs().max(1.0)) {
-            bail!("{}: Sightline and hand-written SQL disagree:\n  raw  {:?}\n  ours {:?}", c.name, &raw[..raw.len().min(5)], &ours[..ours.len().min(5)]);
+            bail!(
+                "{}: Sightline and hand-written SQL disagree:\n  raw  {:?}\n  ours {:?}",
+                c.name,
+                &raw[..raw.len().min(5)],
+                &ours[..ours.len().min(5)]
+            );
         }
         let (mut s_ms, mut r_ms) = (Vec::new(), Vec::new());
         for _ in 0..args.runs {
@@ -230,7 +303,7 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
             run_raw(&conn, &c)?;
             r_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
-            rt.block_on(run_sightline(&reader, &c, now))?;
+            rt.block_on(run_sightline(&reader, &cols, &c, now))?;
             s_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let (s, r) = (median(s_ms), median(r_ms));
@@ -238,7 +311,10 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         table.push((c.name, s, r));
     }
     let (rss, peak) = peak_rss_mib();
-    println!("events: {} (+{} other tenant), file {file_mib:.0} MiB, {} timed runs per case (median)", args.events, args.other_events, args.runs);
+    println!(
+        "events: {} (+{} other tenant), file {file_mib:.0} MiB, {} timed runs per case (median)",
+        args.events, args.other_events, args.runs
+    );
     println!();
     println!("| query | Sightline ms | raw DuckDB ms | ratio |");
     println!("|---|---:|---:|---:|");

@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::auth::{Caller, CanIngest, CanRead};
-use crate::ingest::{IngestError, to_row};
+use crate::ingest::{IngestError, to_row_with};
 use crate::store::{EventFilter, EventRow, Page, StoredEvent};
 use axum::Json;
 use axum::extract::State;
@@ -55,7 +55,7 @@ pub async fn track_event(
     let now = now();
     let ev = parse_event(body, "", now, new_id).map_err(|errs| invalid_event(errs))?;
     let (id, ts) = (ev.event_id.clone(), ev.timestamp);
-    commit(&state, vec![to_row(&caller.tenant, ev, now)]).await?;
+    commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
     Ok(Json(json!({ "success": true, "tracked": true, "event_id": id, "timestamp": rfc3339(ts) })))
 }
 
@@ -100,7 +100,7 @@ pub async fn track_batch(
         match parse_event(item, &format!("events[{i}]."), now, new_id) {
             Ok(ev) => {
                 ids.push(ev.event_id.clone());
-                rows.push(to_row(&caller.tenant, ev, now));
+                rows.push(to_row_with(&caller.tenant, ev, now, &state.property_columns));
             }
             Err(errs) => errors.extend(errs.into_iter().map(|e| (i, e))),
         }
@@ -131,7 +131,7 @@ pub async fn track_activity(
     let now = now();
     let ev = parse_activity(body, &caller.subject, now, new_id).map_err(invalid_event)?;
     let (id, name, ts) = (ev.event_id.clone(), ev.name.clone(), ev.timestamp);
-    commit(&state, vec![to_row(&caller.tenant, ev, now)]).await?;
+    commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
     Ok(Json(json!({
         "success": true,
         "tracked": true,

@@ -443,7 +443,8 @@ fn records_measure(agg: Aggregation, filter: &Option<Filter>) -> Expr {
 
 /// All of time, for filters without dates.
 fn window_of(f: &MetricFilter) -> Window {
-    let lo = DateTime::from_timestamp(0, 0).expect("epoch");
+    // Year 1: records may carry any timestamp RFC 3339 can write.
+    let lo = DateTime::from_timestamp(-62_135_596_800, 0).expect("0001-01-01");
     let hi = DateTime::from_timestamp(7_258_118_400, 0).expect("2200-01-01");
     Window { start: f.start.unwrap_or(lo), end: f.end.unwrap_or(hi) }
 }

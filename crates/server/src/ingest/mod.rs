@@ -11,6 +11,7 @@ use crate::telemetry::names;
 use chrono::{DateTime, Utc};
 use sightline_core::event::NewEvent;
 use sightline_core::model::TenantId;
+use sightline_core::query::field::{PropertyColumns, property_text};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -29,6 +30,12 @@ pub enum IngestError {
 /// Turns a validated event into the row the writer appends. Serialization happens here,
 /// on the request's task, so that the one writer thread does as little as possible.
 pub fn to_row(tenant: &TenantId, ev: NewEvent, received_at: DateTime<Utc>) -> EventRow {
+    to_row_with(tenant, ev, received_at, &PropertyColumns::default())
+}
+
+/// [`to_row`], extracting the properties kept in columns of their own.
+pub fn to_row_with(tenant: &TenantId, ev: NewEvent, received_at: DateTime<Utc>, cols: &PropertyColumns) -> EventRow {
+    let materialized = cols.slots().iter().map(|(k, _)| ev.properties.get(k).and_then(property_text)).collect();
     let context_json = (!ev.context.is_empty()).then(|| serde_json::Value::Object(ev.context).to_string());
     EventRow {
         id_key: EventRow::id_key(tenant, &ev.event_id),
@@ -41,6 +48,7 @@ pub fn to_row(tenant: &TenantId, ev: NewEvent, received_at: DateTime<Utc>) -> Ev
         received_at,
         properties_json: serde_json::Value::Object(ev.properties).to_string(),
         context_json,
+        materialized,
     }
 }
 

@@ -20,6 +20,10 @@ pub struct EventRow {
     pub received_at: DateTime<Utc>,
     pub properties_json: String,
     pub context_json: Option<String>,
+    /// The text of each materialized property, in slot order (see
+    /// `sightline_core::query::field::PropertyColumns`); empty when the caller did not
+    /// extract them, and the writer then reads them from `properties_json`.
+    pub materialized: Vec<Option<String>>,
 }
 
 impl EventRow {

@@ -39,6 +39,15 @@ const STEPS: &[(i64, &str)] = &[
         updated_at   TIMESTAMP
     );",
     ),
+    (
+        3,
+        "-- Top-level property keys events keep in columns of their own (pc_<slot>), added
+        -- by ALTER TABLE when a key is first materialized.
+        CREATE TABLE property_columns (
+        slot INTEGER NOT NULL PRIMARY KEY,
+        key  VARCHAR NOT NULL UNIQUE
+    );",
+    ),
 ];
 
 pub fn run(conn: &Connection) -> anyhow::Result<()> {

@@ -12,11 +12,24 @@ pub use sink::DuckSink;
 
 use anyhow::Context;
 use duckdb::{Config, Connection};
+use sightline_core::query::field::{PropertyColumns, PropertyPath};
 use std::path::Path;
 
 /// Opens (or creates) the analytics database at `path`, or an in-memory one, and brings
 /// its schema up to date.
 pub fn open(path: Option<&Path>, max_readers: usize) -> anyhow::Result<(DuckSink, DuckReader)> {
+    let (sink, reader, _) = open_with(path, max_readers, &[])?;
+    Ok((sink, reader))
+}
+
+/// [`open`], and keeps each of `materialize` (top-level property keys) in a column of its
+/// own: a key not kept yet gets a column, filled for the events already stored. Keys kept
+/// earlier stay kept. Answers the columns, for the query compiler.
+pub fn open_with(
+    path: Option<&Path>,
+    max_readers: usize,
+    materialize: &[String],
+) -> anyhow::Result<(DuckSink, DuckReader, PropertyColumns)> {
     // No extension may be fetched at run time (no internet); the library's built-ins suffice.
     let config = || -> anyhow::Result<Config> {
         Ok(Config::default().enable_autoload_extension(false)?.with("autoinstall_known_extensions", "false")?)
@@ -28,6 +41,43 @@ pub fn open(path: Option<&Path>, max_readers: usize) -> anyhow::Result<(DuckSink
         None => Connection::open_in_memory_with_flags(config()?).context("opening in-memory DuckDB")?,
     };
     migrations::run(&conn)?;
+    let columns = property_columns(&conn, materialize)?;
     let reader_base = conn.try_clone()?;
-    Ok((DuckSink::new(conn)?, DuckReader::new(reader_base, max_readers)))
+    Ok((DuckSink::new(conn, columns.clone())?, DuckReader::new(reader_base, max_readers), columns))
+}
+
+/// Loads the kept keys, adding (and backfilling) the ones asked for that are new.
+fn property_columns(conn: &Connection, materialize: &[String]) -> anyhow::Result<PropertyColumns> {
+    let load = || -> anyhow::Result<Vec<(String, u32)>> {
+        let mut stmt = conn.prepare("SELECT key, slot FROM property_columns ORDER BY slot")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    };
+    let mut slots = load()?;
+    for key in materialize {
+        if slots.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        let path = PropertyPath::parse(key).map_err(anyhow::Error::msg)?;
+        let slot = slots.iter().map(|(_, s)| *s).max().unwrap_or(0) + 1;
+        let col = PropertyColumns::column_name(slot);
+        let started = std::time::Instant::now();
+        conn.execute_batch("BEGIN")?;
+        let added = (|| -> duckdb::Result<()> {
+            conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {col} VARCHAR"))?;
+            conn.execute(&format!("UPDATE events SET {col} = json_extract_string(properties, ?)"), [path.json_path()])?;
+            conn.execute("INSERT INTO property_columns (slot, key) VALUES (?, ?)", duckdb::params![slot, key])?;
+            Ok(())
+        })();
+        match added {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                conn.execute_batch("ROLLBACK").ok();
+                return Err(e).with_context(|| format!("keeping property '{key}' in a column"));
+            }
+        }
+        tracing::info!(key = %key, column = %col, ms = started.elapsed().as_millis() as u64, "property kept in a column");
+        slots.push((key.clone(), slot));
+    }
+    Ok(PropertyColumns::new(slots))
 }

@@ -90,9 +90,9 @@ impl MetricReader for DuckReader {
         b.bind(SqlValue::Text(tenant.to_string()));
         push_filter(&mut b, filter);
         b.push(" ORDER BY ts, id LIMIT ")
-            .bind(SqlValue::Int(page.limit as i64))
+            .bind(SqlValue::Int(page.limit.min(i64::MAX as u64) as i64))
             .push(" OFFSET ")
-            .bind(SqlValue::Int(page.offset as i64));
+            .bind(SqlValue::Int(page.offset.min(i64::MAX as u64) as i64));
         self.with_conn(move |c| query_records(c, &b)).await
     }
 

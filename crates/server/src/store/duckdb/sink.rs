@@ -6,21 +6,24 @@
 
 use crate::store::{CommitOutcome, EventRow, EventSink, MetricChange, MetricRecord};
 use duckdb::types::{TimeUnit, Value};
-use duckdb::{Connection, params};
+use duckdb::{Connection, ToSql, appender_params_from_iter, params};
 use sightline_core::model::TenantId;
+use sightline_core::query::field::{PropertyColumns, property_text};
 use std::collections::HashSet;
 
 pub struct DuckSink {
     conn: Connection,
     seen: HashSet<u128>,
+    /// Properties kept in columns of their own, after the fixed columns.
+    columns: PropertyColumns,
 }
 
 impl DuckSink {
-    pub(super) fn new(conn: Connection) -> anyhow::Result<Self> {
+    pub(super) fn new(conn: Connection, columns: PropertyColumns) -> anyhow::Result<Self> {
         // A temp table lives with this connection only, and carries no index: appending to
         // it costs what a raw Appender costs.
         conn.execute_batch("CREATE TEMP TABLE events_staging AS SELECT * FROM events LIMIT 0")?;
-        Ok(Self { conn, seen: HashSet::new() })
+        Ok(Self { conn, seen: HashSet::new(), columns })
     }
 
     /// Appends `rows` (first of each id) into `table`, inside the caller's transaction.
@@ -33,18 +36,30 @@ impl DuckSink {
                 if !self.seen.insert(r.id_key) {
                     continue; // the same id twice in one group
                 }
-                app.append_row(params![
-                    r.tenant_id.as_str(),
-                    r.event_id,
-                    r.id_key,
-                    r.name,
-                    r.user_id,
-                    r.session_id,
-                    micros(r.timestamp),
-                    micros(r.received_at),
-                    r.properties_json,
-                    r.context_json,
-                ])?;
+                let (ts, received) = (micros(r.timestamp), micros(r.received_at));
+                let fixed: [&dyn ToSql; 10] = [
+                    &r.tenant_id.as_str(),
+                    &r.event_id,
+                    &r.id_key,
+                    &r.name,
+                    &r.user_id,
+                    &r.session_id,
+                    &ts,
+                    &received,
+                    &r.properties_json,
+                    &r.context_json,
+                ];
+                // A row built without its materialized properties gets them from its JSON.
+                let extracted;
+                let kept = if r.materialized.len() == self.columns.slots().len() {
+                    &r.materialized
+                } else {
+                    extracted = extract(&self.columns, &r.properties_json);
+                    &extracted
+                };
+                app.append_row(appender_params_from_iter(
+                    fixed.into_iter().chain(kept.iter().map(|v| v as &dyn ToSql)),
+                ))?;
                 appended += 1;
             }
             app.flush()?;
@@ -66,6 +81,11 @@ impl DuckSink {
         self.conn.execute_batch("DELETE FROM events_staging; COMMIT")?;
         Ok(CommitOutcome { inserted: inserted as u64 })
     }
+}
+
+fn extract(columns: &PropertyColumns, properties_json: &str) -> Vec<Option<String>> {
+    let props: serde_json::Value = serde_json::from_str(properties_json).unwrap_or_default();
+    columns.slots().iter().map(|(k, _)| props.get(k).and_then(property_text)).collect()
 }
 
 fn micros(t: chrono::DateTime<chrono::Utc>) -> Value {
@@ -199,6 +219,7 @@ mod tests {
                 received_at: now,
                 properties_json: "{}".into(),
                 context_json: None,
+                materialized: Vec::new(),
             })
             .collect()
     }
