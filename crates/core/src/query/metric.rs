@@ -690,3 +690,18 @@ mod tests {
         assert!(Measure::new(Source::Events, Aggregation::Sum, None, None).is_err());
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// The docs list every built-in: they are part of the API.
+    #[test]
+    fn every_builtin_is_documented() {
+        let doc = include_str!("../../../../docs/metrics.md");
+        for b in super::BUILTINS {
+            assert!(doc.contains(&format!("| `{}`", b.name)), "docs/metrics.md lacks {}", b.name);
+        }
+        for (alias, _) in super::ALIASES {
+            assert!(doc.contains(&format!("alias `{alias}`")), "docs/metrics.md lacks alias {alias}");
+        }
+    }
+}

@@ -50,7 +50,8 @@ impl QueryRunner for DuckReader {
 
 fn read_rows(conn: &duckdb::Connection, q: &Compiled) -> anyhow::Result<Vec<Row>> {
     let l = q.layout;
-    let mut stmt = conn.prepare(&q.sql)?;
+    // The same query shape is the same text (values are bound), so dashboards reuse plans.
+    let mut stmt = conn.prepare_cached(&q.sql)?;
     let mut rows = stmt.query(params_from_iter(q.params.iter().map(to_duck)))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
