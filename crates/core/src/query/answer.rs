@@ -34,9 +34,9 @@ pub fn number(v: Option<f64>) -> Value {
 }
 
 /// `(current - previous) / previous` in percent, to two decimals; `None` when previous is
-/// 0 or missing (no division by zero).
+/// 0 or either has no value (an average over no rows), so never a division by zero.
 pub fn change_percent(current: Option<f64>, previous: Option<f64>) -> Option<f64> {
-    let (c, p) = (current.unwrap_or(0.0), previous?);
+    let (c, p) = (current?, previous?);
     if p == 0.0 {
         return None;
     }
@@ -169,7 +169,8 @@ mod tests {
         assert_eq!(change_percent(Some(50000.0), Some(45000.0)), Some(11.11));
         assert_eq!(change_percent(Some(5.0), Some(0.0)), None);
         assert_eq!(change_percent(Some(5.0), None), None);
-        assert_eq!(change_percent(None, Some(4.0)), Some(-100.0));
+        assert_eq!(change_percent(None, Some(4.0)), None);
+        assert_eq!(change_percent(Some(0.0), Some(4.0)), Some(-100.0));
         assert_eq!(number(Some(3.0)), json!(3));
         assert_eq!(number(Some(2.5)), json!(2.5));
         assert_eq!(number(Some(f64::NAN)), Value::Null);

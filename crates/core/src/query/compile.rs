@@ -14,7 +14,7 @@ use super::field::{Field, FieldKind, PropertyColumns, Source};
 use super::filter::{Condition, Filter, Op, Operand, Scalar};
 use super::insight::{Kind, Query};
 use super::metric::{Aggregation, BinOp, Expr, Measure};
-use super::time::{Granularity, Window, offsets};
+use super::time::{Granularity, MAX_BUCKETS, Window, offsets};
 use crate::model::TenantId;
 use crate::sql::{SqlBuilder, SqlValue};
 
@@ -40,6 +40,8 @@ pub struct Compiled {
     pub sql: String,
     pub params: Vec<SqlValue>,
     pub layout: Layout,
+    /// Most rows the answer holds; the statement asks for one more, to tell a cut answer.
+    pub max_rows: usize,
 }
 
 /// Compiles `q` for `tenant` over `window` (and, for a comparison, `previous`, which must
@@ -171,10 +173,12 @@ pub fn compile_with(
     if !order.is_empty() {
         b.push_trusted(&format!(" ORDER BY {}", order.join(", ")));
     }
-    let limit = q.limit.min(row_cap) + 1;
-    b.push(" LIMIT ").bind(SqlValue::Int(limit as i64));
+    // A trend answers every bucket (time::buckets bounds how many); `limit` and the row
+    // cap bound the rows of the other kinds.
+    let max_rows = if q.kind == Kind::Trend { MAX_BUCKETS } else { q.limit.min(row_cap) };
+    b.push(" LIMIT ").bind(SqlValue::Int(max_rows as i64 + 1));
     let (sql, params) = b.into_parts();
-    Ok(Compiled { sql, params, layout })
+    Ok(Compiled { sql, params, layout, max_rows })
 }
 
 fn leaf_index(leaves: &[&Measure], m: &Measure) -> usize {

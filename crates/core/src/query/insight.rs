@@ -194,30 +194,27 @@ pub(crate) fn inline_measure(
 }
 
 /// Replaces the aggregation of a named measure (seed 001's `aggregation`): `revenue` with
-/// `avg` is the average purchase. Counts accept `count` and `sum` (a sum of counts).
+/// `avg` is the average purchase. A count (of rows, users or distinct values) keeps its
+/// meaning under `count` and `sum` (a sum of counts), so `customers` with `sum` is still
+/// the distinct customers.
 pub fn with_aggregation(expr: Expr, agg: Aggregation, name: &str) -> Result<Expr, String> {
-    match expr {
-        Expr::Measure(m) => {
-            if m.field.is_some() && m.agg.needs_field() {
-                if agg.needs_field() {
-                    return Ok(Expr::Measure(Measure { agg, ..m }));
-                }
-                return Ok(Expr::Measure(Measure { agg, field: None, ..m }));
-            }
-            match agg {
-                Aggregation::Count | Aggregation::Sum => Ok(Expr::Measure(m)),
-                Aggregation::Users if m.source == Source::Events => {
-                    Ok(Expr::Measure(Measure { agg, field: None, ..m }))
-                }
-                other => Err(format!(
-                    "'{name}' counts rows; aggregation '{}' needs a metric over a numeric field",
-                    other.name()
-                )),
-            }
-        }
+    let Expr::Measure(m) = expr else {
         // A formula's result is already a number per bucket; its aggregation is its own.
-        other => Ok(other),
-    }
+        return Ok(expr);
+    };
+    let counts = matches!(m.agg, Aggregation::Count | Aggregation::Users | Aggregation::CountDistinct);
+    Ok(Expr::Measure(match (counts, agg) {
+        (true, Aggregation::Count | Aggregation::Sum) => m,
+        (_, Aggregation::Users) if m.source == Source::Events => Measure { agg, field: None, ..m },
+        (false, Aggregation::Count) => Measure { agg, field: None, ..m },
+        (false, a) if a.needs_field() => Measure { agg, ..m },
+        (_, other) => {
+            return Err(format!(
+                "'{name}' counts rows, users or distinct values; aggregation '{}' needs a metric over a numeric field (use count or sum)",
+                other.name()
+            ));
+        }
+    }))
 }
 
 /// ANDs a filter, parsed for each measure's source, into every measure.
@@ -457,5 +454,8 @@ mod tests {
         let events = resolve("events", &NoCatalog).unwrap();
         assert!(with_aggregation(events.clone(), Aggregation::Sum, "events").is_ok());
         assert!(with_aggregation(events, Aggregation::Avg, "events").is_err());
+        // A distinct count stays one under seed 001's "sum".
+        let customers = resolve("customers", &NoCatalog).unwrap();
+        assert_eq!(with_aggregation(customers.clone(), Aggregation::Sum, "customers").unwrap(), customers);
     }
 }

@@ -340,6 +340,20 @@ impl DateRange {
     }
 }
 
+/// Clips a current period that reaches past `now` to what has elapsed, and the previous
+/// period to the same span from its start: this month so far against the same days of
+/// last month, not against all of it.
+pub fn to_date(current: Window, previous: Window, now: DateTime<Utc>) -> (Window, Window) {
+    if current.end <= now || now <= current.start {
+        return (current, previous);
+    }
+    let elapsed = now - current.start;
+    (
+        Window { start: current.start, end: now },
+        Window { start: previous.start, end: (previous.start + elapsed).min(previous.end) },
+    )
+}
+
 /// The buckets of `w` at `g` in `tz`, as local wall times, first to last.
 pub fn buckets(w: Window, g: Granularity, tz: Tz) -> Result<Vec<NaiveDateTime>, String> {
     let mut out = Vec::new();

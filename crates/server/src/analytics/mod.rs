@@ -111,7 +111,7 @@ pub async fn execute(
     let limit = timeout.map_or(limit, |t| t.min(limit));
     let started = Instant::now();
     let mut rows = state.queries.run(&compiled, limit).await?;
-    let cap = q.limit.min(MAX_LIMIT);
+    let cap = compiled.max_rows;
     let truncated = rows.len() > cap;
     rows.truncate(cap);
     Ok(Outcome { compiled, rows, truncated, elapsed: started.elapsed() })

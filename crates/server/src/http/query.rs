@@ -20,7 +20,7 @@ use sightline_core::query::insight::{
     Kind, Query, Series, and_filters, parse_dimension, parse_limit, parse_query, with_aggregation,
 };
 use sightline_core::query::metric::{Aggregation, Catalog, resolve};
-use sightline_core::query::time::{DateRange, Granularity, Named, Window, buckets, parse_range, parse_tz};
+use sightline_core::query::time::{DateRange, Granularity, Named, Window, buckets, parse_range, parse_tz, to_date};
 use std::time::Duration;
 
 fn window_json(w: Window) -> Value {
@@ -69,9 +69,11 @@ pub async fn analytics_query(
         }
         _ => objects(&q, out.compiled.layout, &out.rows, "date"),
     };
+    let mut truncated = out.truncated;
     // With the date as the only dimension, every bucket of the range is a row.
     if let (Some(g), true) = (q.granularity, q.by.is_empty()) {
         let all = buckets(window, g, q.tz).map_err(|m| ApiError::field("granularity", m))?;
+        truncated = all.len() > q.limit;
         let got: std::collections::HashMap<String, Value> =
             data.iter().filter_map(|r| Some((r["date"].as_str()?.to_owned(), r[&label].clone()))).collect();
         let empty = if q.series[0].expr.is_additive() { json!(0) } else { Value::Null };
@@ -93,7 +95,7 @@ pub async fn analytics_query(
         "metadata": {
             "total_rows": data.len(),
             "query_time_ms": out.elapsed.as_millis() as u64,
-            "truncated": out.truncated,
+            "truncated": truncated,
             "metric": label,
             "timezone": q.tz.name(),
             "date_range": window_json(window),
@@ -176,9 +178,13 @@ fn seed001_query(body: &Value, cat: &dyn Catalog) -> Result<(Query, String), Vec
                         // `{"amount": {"gt": 10}}` any operator.
                         let cond = match v {
                             Value::Array(_) => json!({"field": field, "op": "in", "value": v}),
-                            Value::Object(ops) if ops.len() == 1 => {
-                                let (op, val) = ops.iter().next().expect("one");
-                                json!({"field": field, "op": op, "value": val})
+                            Value::Object(ops) if !ops.is_empty() => {
+                                // `{"gte": 20, "lt": 100}`: every condition holds.
+                                let all: Vec<Value> = ops
+                                    .iter()
+                                    .map(|(op, val)| json!({"field": field, "op": op, "value": val}))
+                                    .collect();
+                                if all.len() == 1 { all.into_iter().next().expect("one") } else { json!({"and": all}) }
                             }
                             _ => json!({"field": field, "op": "eq", "value": v}),
                         };
@@ -304,10 +310,8 @@ pub async fn summary(
     })
     .await?;
     let now = Utc::now();
-    let (full, prev_full) = DateRange::Named(named).resolve(tz, now).map_err(|m| ApiError::internal(m))?;
-    let current = Window { start: full.start, end: now.max(full.start + chrono::Duration::microseconds(1)) };
-    let elapsed = current.end - current.start;
-    let previous = Window { start: prev_full.start, end: (prev_full.start + elapsed).min(prev_full.end) };
+    let (full, prev_full) = DateRange::Named(named).resolve(tz, now).map_err(ApiError::internal)?;
+    let (current, previous) = to_date(full, prev_full, now);
     let q = Query {
         kind: Kind::Compare,
         series,
@@ -361,7 +365,14 @@ pub async fn insights(
     if let Some(g) = q.granularity {
         buckets(window, g, q.tz).map_err(|m| ApiError::field("granularity", m))?;
     }
-    let prev = (q.kind == Kind::Compare).then_some(previous);
+    // A comparison over a period still running compares the part of it that has elapsed.
+    let (window, prev) = match q.kind {
+        Kind::Compare => {
+            let (w, p) = to_date(window, previous, Utc::now());
+            (w, Some(p))
+        }
+        _ => (window, None),
+    };
     let out = analytics::execute(&state, &tenant, &q, window, prev, timeout).await?;
     let mut answer = shape(&q, out.compiled.layout, &out.rows, window, prev);
     answer["metadata"] = json!({
