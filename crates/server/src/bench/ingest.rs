@@ -36,6 +36,10 @@ pub struct IngestArgs {
     /// Concurrent clients of the batch phase.
     #[arg(long, default_value_t = 4)]
     pub batch_clients: usize,
+    /// Properties kept in columns of their own (comma-separated; `none` for none);
+    /// default: the service's default list.
+    #[arg(long, value_delimiter = ',')]
+    pub keep: Option<Vec<String>>,
 }
 
 const SECRET: &str = "bench-secret-0123456789abcdef";
@@ -171,6 +175,7 @@ async fn http_phase(
     clients: usize,
     events: usize,
     stack: Stack,
+    keep: &Option<Vec<String>>,
 ) -> anyhow::Result<PhaseResult> {
     // Limits are on, as in production, but far above this load: their cost is measured,
     // their refusals are not.
@@ -182,6 +187,10 @@ async fn http_phase(
         log_level: "warn".into(),
         limit_events: high(),
         limit_batch: high(),
+        materialized_properties: match keep {
+            Some(k) => k.iter().filter(|k| k.as_str() != "none").cloned().collect(),
+            None => Config::default().materialized_properties,
+        },
         ..Config::default()
     };
     let app = App::build(cfg).await?;
@@ -297,6 +306,7 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
         args.batch_clients,
         args.events,
         Stack::Guarded,
+        &args.keep,
     ))?;
 
     let singles: Vec<(String, Vec<u8>)> = (0..args.single_events)
@@ -310,6 +320,7 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
         args.clients,
         args.single_events,
         Stack::Guarded,
+        &args.keep,
     ))?;
     eprintln!("single, bare route (no auth, limits, keys) ...");
     let bare = rt.block_on(http_phase(
@@ -319,6 +330,7 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
         args.clients,
         args.single_events,
         Stack::Bare,
+        &args.keep,
     ))?;
     eprintln!("single, with Idempotency-Key ...");
     let keyed = rt.block_on(http_phase(
@@ -328,6 +340,7 @@ pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()>
         args.clients,
         args.single_events,
         Stack::GuardedIdempotent,
+        &args.keep,
     ))?;
 
     println!("| phase | events | seconds | events/s | p50 ms | p99 ms | peak RSS MiB | vs raw |");
