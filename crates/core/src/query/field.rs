@@ -52,6 +52,10 @@ impl PropertyPath {
             if s.len() > MAX_SEGMENT_BYTES {
                 return Err(format!("a property key has at most {MAX_SEGMENT_BYTES} bytes"));
             }
+            if s == "*" {
+                // DuckDB reads a quoted `*` as its wildcard all the same.
+                return Err("a property key may not be '*' (a JSON path wildcard)".into());
+            }
             if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
                 return Err(format!(
                     "property key '{}' holds a quote, backslash or control character",
@@ -124,7 +128,43 @@ pub fn property_text(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::Null => None,
         serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(number_text(n)),
         other => Some(other.to_string()),
+    }
+}
+
+/// A JSON number as DuckDB's JSON reader spells it back: integers as they are; a float
+/// with its shortest round-trip digits, in decimals (with `.0` when whole) for exponents
+/// -6 to 20, else as `1.5e300`. (A float needing all 17 digits may differ in the last
+/// one: both spellings read back as the same number.)
+pub fn number_text(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    let x = n.as_f64().unwrap_or(0.0);
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    if x == 0.0 {
+        return format!("{sign}0.0");
+    }
+    let sci = format!("{:e}", x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-6..=20).contains(&exp) {
+        if exp >= 0 {
+            let whole = exp as usize + 1;
+            if digits.len() <= whole {
+                format!("{sign}{digits}{}.0", "0".repeat(whole - digits.len()))
+            } else {
+                format!("{sign}{}.{}", &digits[..whole], &digits[whole..])
+            }
+        } else {
+            format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        }
+    } else if digits.len() > 1 {
+        format!("{sign}{}.{}e{exp}", &digits[..1], &digits[1..])
+    } else {
+        format!("{sign}{digits}e{exp}")
     }
 }
 
@@ -161,8 +201,10 @@ pub enum FieldKind {
 impl Field {
     /// Reads a field name as clients write it. On events, `event_data.x` (seed 001) and a
     /// bare `x` mean `properties.x`; on metric records a bare `x` means `dimensions.x`.
+    /// A name is read as written: `properties.plan ` is the key `plan `, not `plan`.
+    /// Reserved words (`date`, `timestamp`, ...) are refused only bare: with a prefix
+    /// (`properties.date`) they are properties like any other.
     pub fn parse(source: Source, name: &str) -> Result<Field, String> {
-        let name = name.trim();
         let path = |rest: &str, wrap: fn(PropertyPath) -> Field| PropertyPath::parse(rest).map(wrap);
         match source {
             Source::Events => match name {
@@ -170,16 +212,11 @@ impl Field {
                 "user_id" | "distinct_id" => Ok(Field::UserId),
                 "session_id" => Ok(Field::SessionId),
                 "customer_id" | "customer" => Ok(Field::CustomerId),
-                _ => {
-                    let rest = ["properties.", "event_data.", "props."]
-                        .iter()
-                        .find_map(|p| name.strip_prefix(p))
-                        .unwrap_or(name);
-                    if is_reserved(rest) {
-                        return Err(format!("'{name}' is not a field of events"));
-                    }
-                    path(rest, Field::Property)
-                }
+                _ => match ["properties.", "event_data.", "props."].iter().find_map(|p| name.strip_prefix(p)) {
+                    Some(rest) => path(rest, Field::Property),
+                    None if is_reserved(name) => Err(format!("'{name}' is not a field of events")),
+                    None => path(name, Field::Property),
+                },
             },
             Source::MetricRecords => match name {
                 "value" => Ok(Field::Value),
@@ -190,11 +227,11 @@ impl Field {
                     if let Some(rest) = name.strip_prefix("meta.") {
                         return path(rest, Field::Meta);
                     }
-                    let rest = name.strip_prefix("dimensions.").unwrap_or(name);
-                    if is_reserved(rest) {
-                        return Err(format!("'{name}' is not a field of metric records"));
+                    match name.strip_prefix("dimensions.") {
+                        Some(rest) => path(rest, Field::Dimension),
+                        None if is_reserved(name) => Err(format!("'{name}' is not a field of metric records")),
+                        None => path(name, Field::Dimension),
                     }
-                    path(rest, Field::Dimension)
                 }
             },
         }
@@ -265,6 +302,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_read_as_duckdb_spells_them() {
+        // What DuckDB 1.5's json_extract_string answered for each (checked by hand).
+        let cases = [
+            ("1e20", "100000000000000000000.0"),
+            ("1.5e300", "1.5e300"),
+            ("100.0", "100.0"),
+            ("99.99", "99.99"),
+            ("1e-7", "1e-7"),
+            ("1e15", "1000000000000000.0"),
+            ("2.5e-5", "0.000025"),
+            ("1e21", "1e21"),
+            ("-3.0", "-3.0"),
+            ("-0.0", "-0.0"),
+            ("5e-324", "5e-324"),
+            ("1e-6", "0.000001"),
+            ("123.456e5", "12345600.0"),
+            ("-2.5e-7", "-2.5e-7"),
+            // serde reads "-0" as the float -0.0 and stores it so; DuckDB then spells "-0.0".
+            ("-0", "-0.0"),
+            ("123456789012345678", "123456789012345678"),
+        ];
+        for (json, want) in cases {
+            let v: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(property_text(&v).unwrap(), want, "{json}");
+        }
+    }
+
+    #[test]
     fn names_and_paths() {
         assert_eq!(Field::parse(Source::Events, "event_type"), Ok(Field::EventName));
         let p = Field::parse(Source::Events, "properties.plan.tier").unwrap();
@@ -272,6 +337,9 @@ mod tests {
         assert_eq!(Field::parse(Source::Events, "event_data.plan.tier"), Ok(p.clone()));
         assert_eq!(Field::parse(Source::Events, "plan.tier"), Ok(p));
         assert!(Field::parse(Source::Events, "timestamp").is_err());
+        assert!(Field::parse(Source::Events, "properties.timestamp").is_ok());
+        assert!(Field::parse(Source::Events, "properties.*").is_err());
+        assert_ne!(Field::parse(Source::Events, "properties.plan "), Field::parse(Source::Events, "properties.plan"));
         assert!(Field::parse(Source::Events, "properties.a\"b").is_err());
         assert!(Field::parse(Source::Events, "properties.a..b").is_err());
         assert_eq!(
