@@ -380,6 +380,16 @@ fn agg_sql(b: &mut SqlBuilder, cols: &PropertyColumns, m: &Measure, own_rows: Op
     }
 }
 
+/// A field as text, for other compilers of this module (funnels, retention).
+pub(crate) fn text_of(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
+    text_sql(b, cols, f)
+}
+
+/// A filter as a condition, for other compilers of this module.
+pub(crate) fn filter_of(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Filter) {
+    filter_sql(b, cols, f)
+}
+
 /// A field as text (plain columns as they are; JSON values as their text).
 fn text_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
     match f {

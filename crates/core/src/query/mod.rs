@@ -8,6 +8,7 @@ pub mod compile;
 pub mod custom;
 pub mod field;
 pub mod filter;
+pub mod funnel;
 pub mod insight;
 pub mod metric;
 pub mod time;

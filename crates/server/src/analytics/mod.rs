@@ -117,6 +117,17 @@ pub async fn execute(
     Ok(Outcome { compiled, rows, truncated, elapsed: started.elapsed() })
 }
 
+/// Runs a statement another compiler made (funnels, retention) under the same limits.
+pub async fn run_compiled(state: &AppState, compiled: Compiled, timeout: Option<Duration>) -> ApiResult<Outcome> {
+    let limit = Duration::from_millis(state.config.query_timeout_ms);
+    let limit = timeout.map_or(limit, |t| t.min(limit));
+    let started = Instant::now();
+    let mut rows = state.queries.run(&compiled, limit).await?;
+    let truncated = rows.len() > compiled.max_rows;
+    rows.truncate(compiled.max_rows);
+    Ok(Outcome { compiled, rows, truncated, elapsed: started.elapsed() })
+}
+
 /// The compiled SQL and its values, for `explain`.
 pub fn explain(c: &Compiled) -> serde_json::Value {
     use sightline_core::sql::SqlValue;

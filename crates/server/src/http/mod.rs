@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod behavior;
 pub mod custom_metrics;
 pub mod error;
 pub mod events;
@@ -96,6 +97,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::POST, "/api/v1/analytics/query", access::<CanRead>(), post(query::analytics_query).layer(small)),
         r(M::GET, "/api/v1/analytics/metrics", access::<CanRead>(), get(query::summary)),
         r(M::POST, "/api/v1/insights", access::<CanRead>(), post(query::insights).layer(small)),
+        r(M::POST, "/api/v1/analytics/funnels", access::<CanRead>(), post(behavior::funnel).layer(small)),
         r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
         r(
             M::POST,

@@ -6,6 +6,7 @@ mod analytics_query;
 mod auth;
 mod compiler_props;
 mod errors;
+mod funnels;
 mod guarantees;
 mod hygiene;
 mod identity;

@@ -1,0 +1,443 @@
+//! Funnels (seed 004's `POST /funnels`): how many users go through ordered steps, each a
+//! kind of event with optional property filters, within a conversion window.
+//!
+//! Who counts, exactly (the tests compute the same by hand):
+//! - Users are `user_id`s; events without one are not in any funnel.
+//! - A user enters with their *first* event of step 1 inside the date range. From there,
+//!   `ordered` (the default) takes for each next step the user's first matching event
+//!   strictly after the previous step's; `strict` takes only the user's very next event
+//!   (of any name), which must match; both must happen within the window after entry.
+//! - `any_order`: from the user's first event of any step in the range, the steps done
+//!   within the window, in any order; step k counts users who did at least k of them.
+//! - The median time from the previous step is over users who reached the step.
+
+use super::compile::{Compiled, Layout};
+use super::field::{Field, PropertyColumns, Source};
+use super::filter::{Filter, parse_filter};
+use super::time::{DateRange, Window, parse_range, parse_tz};
+use crate::code::FieldError;
+use crate::model::TenantId;
+use crate::sql::{SqlBuilder, SqlValue};
+use chrono::Duration;
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Ordered,
+    Strict,
+    AnyOrder,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Ordered => "ordered",
+            Mode::Strict => "strict",
+            Mode::AnyOrder => "any_order",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub event: String,
+    pub filter: Option<Filter>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Funnel {
+    pub name: String,
+    pub steps: Vec<Step>,
+    pub mode: Mode,
+    pub window: Duration,
+    pub range: DateRange,
+    pub tz: Tz,
+    /// A field of the user's entering event to split the funnel by.
+    pub breakdown: Option<Field>,
+    pub limit: usize,
+}
+
+pub const MAX_STEPS: usize = 20;
+pub const DEFAULT_WINDOW_DAYS: i64 = 14;
+pub const MAX_WINDOW_DAYS: i64 = 365;
+
+fn window_of(v: &Value) -> Result<Duration, String> {
+    let bad = || "conversion_window is a number of days, or a string such as \"14d\", \"12h\", \"30m\"".to_string();
+    let d = match v {
+        Value::Number(n) => Duration::seconds((n.as_f64().ok_or_else(bad)? * 86400.0) as i64),
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            let n: i64 = s[..split].parse().map_err(|_| bad())?;
+            match &s[split..] {
+                "d" | "day" | "days" => Duration::days(n),
+                "h" | "hour" | "hours" => Duration::hours(n),
+                "m" | "min" | "minute" | "minutes" => Duration::minutes(n),
+                "w" | "week" | "weeks" => Duration::weeks(n),
+                _ => return Err(bad()),
+            }
+        }
+        Value::Object(o) => {
+            let n = o.get("value").and_then(Value::as_i64).ok_or_else(bad)?;
+            match o.get("unit").and_then(Value::as_str).unwrap_or("day") {
+                "day" | "days" => Duration::days(n),
+                "hour" | "hours" => Duration::hours(n),
+                "minute" | "minutes" => Duration::minutes(n),
+                "week" | "weeks" => Duration::weeks(n),
+                _ => return Err(bad()),
+            }
+        }
+        _ => return Err(bad()),
+    };
+    if d <= Duration::zero() || d > Duration::days(MAX_WINDOW_DAYS) {
+        return Err(format!("the conversion window is more than 0 and at most {MAX_WINDOW_DAYS} days"));
+    }
+    Ok(d)
+}
+
+/// Reads a funnel; every problem is reported at once.
+pub fn parse_funnel(v: &Value) -> Result<Funnel, Vec<FieldError>> {
+    let Value::Object(obj) = v else {
+        return Err(vec![FieldError::new("body", "a funnel is a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => "funnel".to_owned(),
+        Some(Value::String(s)) if s.len() <= 200 => s.clone(),
+        Some(_) => {
+            errors.push(FieldError::new("name", "name is a string of at most 200 characters"));
+            String::new()
+        }
+    };
+    let mut steps = Vec::new();
+    match obj.get("steps") {
+        Some(Value::Array(items)) if items.len() >= 2 && items.len() <= MAX_STEPS => {
+            for (i, s) in items.iter().enumerate() {
+                let at = format!("steps[{i}]");
+                let (event, step_name, filters) = match s {
+                    Value::String(e) => (Some(e.clone()), e.clone(), None),
+                    Value::Object(o) => {
+                        let event = o.get("event").or(o.get("event_name")).and_then(Value::as_str).map(str::to_owned);
+                        let label = o.get("name").and_then(Value::as_str).map(str::to_owned);
+                        (event.clone(), label.or(event).unwrap_or_default(), o.get("filters").or(o.get("properties")))
+                    }
+                    _ => (None, String::new(), None),
+                };
+                let Some(event) = event.filter(|e| !e.is_empty() && e.len() <= 200) else {
+                    errors.push(FieldError::new(format!("{at}.event"), "a step needs event (an event name)"));
+                    continue;
+                };
+                let filter = match filters.filter(|f| !f.is_null()) {
+                    None => None,
+                    Some(f) => match parse_filter(f, Source::Events, &format!("{at}.filters")) {
+                        Ok(f) => Some(f),
+                        Err(e) => {
+                            errors.push(e);
+                            None
+                        }
+                    },
+                };
+                steps.push(Step { name: step_name, event, filter });
+            }
+        }
+        Some(Value::Array(_)) => {
+            errors.push(FieldError::new("steps", format!("a funnel has 2 to {MAX_STEPS} steps")));
+        }
+        _ => errors.push(FieldError::new("steps", "steps is required: an array of steps {name, event, filters}")),
+    }
+    let mode = match obj.get("mode").or(obj.get("order")).and_then(Value::as_str) {
+        None | Some("ordered") | Some("sequential") => Mode::Ordered,
+        Some("strict") => Mode::Strict,
+        Some("any_order" | "unordered" | "any") => Mode::AnyOrder,
+        Some(other) => {
+            errors.push(FieldError::new("mode", format!("unknown mode '{other}'; use ordered, strict or any_order")));
+            Mode::Ordered
+        }
+    };
+    let window = match obj.get("conversion_window").or(obj.get("conversion_window_days")).filter(|w| !w.is_null()) {
+        None => Duration::days(DEFAULT_WINDOW_DAYS),
+        Some(w) => window_of(w).unwrap_or_else(|m| {
+            errors.push(FieldError::new("conversion_window", m));
+            Duration::days(DEFAULT_WINDOW_DAYS)
+        }),
+    };
+    let range = match obj.get("date_range").filter(|r| !r.is_null()) {
+        None => DateRange::default(),
+        Some(r) => parse_range(r, "date_range").unwrap_or_else(|e| {
+            errors.push(e);
+            DateRange::default()
+        }),
+    };
+    let tz = match obj.get("timezone").and_then(Value::as_str) {
+        None => Tz::UTC,
+        Some(t) => parse_tz(t, "timezone").unwrap_or_else(|e| {
+            errors.push(e);
+            Tz::UTC
+        }),
+    };
+    let breakdown = match obj.get("breakdown").filter(|b| !b.is_null()) {
+        None => None,
+        Some(Value::String(b)) => match Field::parse(Source::Events, b) {
+            Ok(f) => Some(f),
+            Err(m) => {
+                errors.push(FieldError::new("breakdown", m));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new("breakdown", "breakdown is one field name, such as properties.plan"));
+            None
+        }
+    };
+    let limit = super::insight::parse_limit(obj.get("limit"), "limit").unwrap_or_else(|e| {
+        errors.push(e);
+        100
+    });
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Funnel { name, steps, mode, window, range, tz, breakdown, limit })
+}
+
+/// The funnel as one statement. Rows: the breakdown value (when split), the users at each
+/// step, then the median seconds from each step to the next.
+pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &PropertyColumns) -> Compiled {
+    let n = f.steps.len();
+    let mut b = SqlBuilder::new("WITH e AS (SELECT user_id, ts");
+    for (i, s) in f.steps.iter().enumerate() {
+        b.push(", (");
+        step_sql(&mut b, s, cols);
+        b.push_trusted(&format!(") AS f{i}"));
+    }
+    if let Some(field) = &f.breakdown {
+        b.push(", ");
+        super::compile::text_of(&mut b, cols, field);
+        b.push(" AS bd");
+    }
+    if f.mode == Mode::Strict {
+        b.push(", row_number() OVER (PARTITION BY user_id ORDER BY ts, event_id) AS rn");
+    }
+    b.push(" FROM events");
+    b.push_bind(" WHERE tenant_id = ", SqlValue::Text(tenant.as_str().to_owned()));
+    b.push_bind(" AND ts >= ", ts(range.start));
+    b.push_bind(" AND ts < ", ts(range.end + f.window));
+    b.push(" AND user_id IS NOT NULL");
+    if f.mode != Mode::Strict {
+        // Only the steps' events matter; strict needs every event, to know the next one.
+        b.push(" AND (");
+        for (i, s) in f.steps.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push("(");
+            step_sql(&mut b, s, cols);
+            b.push(")");
+        }
+        b.push(")");
+    }
+    b.push(")");
+    let secs = f.window.num_seconds();
+    let bd = f.breakdown.is_some();
+    match f.mode {
+        Mode::Ordered | Mode::Strict => {
+            let strict = f.mode == Mode::Strict;
+            b.push(", s0 AS (SELECT user_id, min(ts) AS t0");
+            if strict {
+                b.push(", arg_min(rn, ts) AS r0");
+            }
+            if bd {
+                b.push(", arg_min_null(bd, ts) AS bd");
+            }
+            b.push_bind(" FROM e WHERE f0 AND ts < ", ts(range.end)).push(" GROUP BY user_id)");
+            for k in 1..n {
+                let p = k - 1;
+                b.push_trusted(&format!(", s{k} AS (SELECT s{p}.user_id, s{p}.t0, min(e.ts) AS t{k}"));
+                if strict {
+                    b.push_trusted(&format!(", min(e.rn) AS r{k}"));
+                }
+                b.push_trusted(&format!(" FROM s{p} JOIN e ON e.user_id = s{p}.user_id AND e.f{k}"));
+                if strict {
+                    b.push_trusted(&format!(" AND e.rn = s{p}.r{p} + 1"));
+                } else {
+                    b.push_trusted(&format!(" AND e.ts > s{p}.t{p}"));
+                }
+                b.push_trusted(&format!(" AND e.ts <= s{p}.t0 + to_seconds("));
+                b.bind(SqlValue::Int(secs)).push_trusted(&format!(") GROUP BY s{p}.user_id, s{p}.t0)"));
+            }
+            b.push(" SELECT ");
+            if bd {
+                b.push("s0.bd, ");
+            }
+            for k in 0..n {
+                if k > 0 {
+                    b.push(", ");
+                }
+                b.push_trusted(&format!("CAST(count(s{k}.user_id) AS DOUBLE)"));
+            }
+            for k in 1..n {
+                let p = k - 1;
+                b.push_trusted(&format!(", median(epoch(s{k}.t{k}) - epoch(s{p}.t{p}))"));
+            }
+            b.push(" FROM s0");
+            for k in 1..n {
+                b.push_trusted(&format!(" LEFT JOIN s{k} ON s{k}.user_id = s0.user_id"));
+            }
+        }
+        Mode::AnyOrder => {
+            b.push(", s0 AS (SELECT user_id, min(ts) AS t0");
+            if bd {
+                b.push(", arg_min_null(bd, ts) AS bd");
+            }
+            b.push_bind(" FROM e WHERE ts < ", ts(range.end)).push(" GROUP BY user_id)");
+            b.push(", done AS (SELECT s0.user_id, ");
+            for k in 0..n {
+                if k > 0 {
+                    b.push(" + ");
+                }
+                b.push_trusted(&format!("CAST(bool_or(e.f{k}) AS INTEGER)"));
+            }
+            b.push(" AS k FROM s0 JOIN e ON e.user_id = s0.user_id AND e.ts >= s0.t0 AND e.ts <= s0.t0 + to_seconds(");
+            b.bind(SqlValue::Int(secs)).push(") GROUP BY s0.user_id)");
+            b.push(" SELECT ");
+            if bd {
+                b.push("s0.bd, ");
+            }
+            for k in 0..n {
+                if k > 0 {
+                    b.push(", ");
+                }
+                b.push_trusted(&format!("CAST(count(*) FILTER (WHERE done.k >= {}) AS DOUBLE)", k + 1));
+            }
+            for _ in 1..n {
+                b.push(", CAST(NULL AS DOUBLE)");
+            }
+            b.push(" FROM s0 JOIN done ON done.user_id = s0.user_id");
+        }
+    }
+    if bd {
+        b.push(" GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST LIMIT ").bind(SqlValue::Int(f.limit as i64 + 1));
+    }
+    let (sql, params) = b.into_parts();
+    Compiled {
+        sql,
+        params,
+        layout: Layout { bucket: false, dims: bd as usize, period: false, series: 2 * n - 1 },
+        max_rows: if bd { f.limit } else { 1 },
+    }
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> SqlValue {
+    SqlValue::TimestampMicros(t.timestamp_micros())
+}
+
+fn step_sql(b: &mut SqlBuilder, s: &Step, cols: &PropertyColumns) {
+    b.push_bind("event_name = ", SqlValue::Text(s.event.clone()));
+    if let Some(f) = &s.filter {
+        b.push(" AND ");
+        super::compile::filter_of(b, cols, f);
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// One funnel's answer from its row's numbers (users per step, then medians).
+fn steps_json(f: &Funnel, values: &[Option<f64>]) -> Value {
+    let n = f.steps.len();
+    let users: Vec<u64> = (0..n).map(|k| values.get(k).copied().flatten().unwrap_or(0.0) as u64).collect();
+    let first = users[0];
+    let steps: Vec<Value> = f
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let pct = if first == 0 { 0.0 } else { round2(users[k] as f64 * 100.0 / first as f64) };
+            let mut o = json!({"name": s.name, "event": s.event, "users": users[k], "percentage": pct});
+            if k > 0 {
+                o["drop_off"] = json!(users[k - 1] - users[k].min(users[k - 1]));
+                o["median_time_from_previous_seconds"] =
+                    super::answer::number(values.get(n + k - 1).copied().flatten());
+            }
+            o
+        })
+        .collect();
+    let completion = if first == 0 { 0.0 } else { (users[n - 1] as f64 / first as f64 * 10000.0).round() / 10000.0 };
+    json!({"total_users": first, "steps": steps, "completion_rate": completion})
+}
+
+/// Seed 004's answer: `{"funnel": {name, total_users, steps, completion_rate, ...}}`, and
+/// with a breakdown, `breakdown`: one funnel per value.
+pub fn shape_funnel(f: &Funnel, rows: &[super::answer::Row], range: Window) -> Value {
+    let mut funnel = if f.breakdown.is_some() {
+        // The whole funnel is the sum over the values.
+        let n = 2 * f.steps.len() - 1;
+        let mut sums = vec![Some(0.0); f.steps.len()];
+        for r in rows {
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s = Some(s.unwrap_or(0.0) + r.values[k].unwrap_or(0.0));
+            }
+        }
+        sums.resize(n, None);
+        steps_json(f, &sums)
+    } else {
+        steps_json(f, rows.first().map(|r| r.values.as_slice()).unwrap_or(&[]))
+    };
+    funnel["name"] = json!(f.name);
+    funnel["mode"] = json!(f.mode.name());
+    funnel["conversion_window_seconds"] = json!(f.window.num_seconds());
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    funnel["date_range"] = json!({"start": at(range.start), "end": at(range.end)});
+    let mut out = json!({ "funnel": funnel });
+    if let Some(field) = &f.breakdown {
+        let groups: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let mut g = steps_json(f, &r.values);
+                g["value"] = r.dims.first().cloned().flatten().map(Value::String).unwrap_or(Value::Null);
+                g
+            })
+            .collect();
+        out["breakdown"] = json!({"field": field.label(), "values": groups});
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_004_funnel_parses_and_compiles() {
+        let f = parse_funnel(&json!({
+            "name": "onboarding_funnel",
+            "steps": [{"name": "signup", "event": "user_registered"}, {"name": "profile", "event": "profile_completed"},
+                      {"name": "first_action", "event": "first_conversation"}],
+            "date_range": {"start": "2024-01-01", "end": "2024-01-31"}
+        }))
+        .unwrap();
+        assert_eq!(f.window, Duration::days(14));
+        let (w, _) = f.range.resolve(f.tz, chrono::Utc::now()).unwrap();
+        let c = compile_funnel(&f, &TenantId::parse("t").unwrap(), w, &PropertyColumns::default());
+        assert_eq!(c.sql.matches('?').count(), c.params.len());
+        assert!(c.sql.contains("tenant_id = ?"));
+        assert!(!c.sql.contains("user_registered"), "event names are bound");
+        assert_eq!(c.layout.series, 5);
+    }
+
+    #[test]
+    fn bad_funnels_say_why() {
+        let errs = parse_funnel(&json!({"steps": ["a"], "mode": "sideways", "conversion_window": "3 fortnights"}))
+            .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["steps", "mode", "conversion_window"]);
+        assert!(parse_funnel(&json!({"steps": ["a", {"name": "x"}]})).is_err());
+        assert!(parse_funnel(&json!({"steps": ["a", "b"], "conversion_window": 400})).is_err());
+        assert_eq!(
+            parse_funnel(&json!({"steps": ["a", "b"], "conversion_window": "2h"})).unwrap().window,
+            Duration::hours(2)
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Behavioral analyses under `/api/v1/analytics` (seed 004): funnels so far. Each is a
+//! value parsed from the request, compiled by its own compiler in
+//! `sightline_core::query`, and run like every other query (time limit, row cap).
+
+use super::error::{ApiError, ApiResult};
+use super::extract::ApiJson;
+use crate::analytics::{self, problem};
+use crate::app::AppState;
+use crate::auth::{Caller, CanRead};
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sightline_core::query::funnel::{compile_funnel, parse_funnel, shape_funnel};
+
+/// `POST /funnels`: `{name, steps: [{name, event, filters}], date_range, conversion_window,
+/// mode (ordered | strict | any_order), breakdown, timezone}`.
+pub async fn funnel(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let f = parse_funnel(&body).map_err(problem)?;
+    let (range, _) = f.range.resolve(f.tz, Utc::now()).map_err(|m| ApiError::field("date_range", m))?;
+    let compiled = compile_funnel(&f, &caller.tenant, range, &state.property_columns);
+    let out = analytics::run_compiled(&state, compiled, None).await?;
+    let mut answer = shape_funnel(&f, &out.rows, range);
+    answer["metadata"] = json!({
+        "query_time_ms": out.elapsed.as_millis() as u64,
+        "truncated": out.truncated,
+    });
+    Ok(Json(answer))
+}
