@@ -310,8 +310,14 @@ fn ts(t: chrono::DateTime<chrono::Utc>) -> SqlValue {
 /// CASE over the offset's pieces in the window: plain arithmetic per row, where a time
 /// zone conversion per row costs 15 times more.
 fn bucket_sql(b: &mut SqlBuilder, g: Granularity, q: &Query, w: Window) {
-    b.push("date_trunc(").push(g.sql_unit()).push(", ts");
-    let pieces = offsets(q.tz, w);
+    local_bucket(b, g, q.tz, w, "ts");
+}
+
+/// `date_trunc(unit, col + offset)`: the bucket of a UTC timestamp column in `tz`, with
+/// the offsets `tz` has over `w`.
+pub(crate) fn local_bucket(b: &mut SqlBuilder, g: Granularity, tz: chrono_tz::Tz, w: Window, col: &'static str) {
+    b.push("date_trunc(").push(g.sql_unit()).push(", ").push(col);
+    let pieces = offsets(tz, w);
     match pieces.as_slice() {
         [(None, 0)] => {}
         [(None, secs)] => {
@@ -322,7 +328,7 @@ fn bucket_sql(b: &mut SqlBuilder, g: Granularity, q: &Query, w: Window) {
             for (until, secs) in &pieces {
                 match until {
                     Some(t) => {
-                        b.push_bind(" WHEN ts < ", ts(*t)).push_bind(" THEN ", SqlValue::Int(*secs));
+                        b.push(" WHEN ").push(col).push_bind(" < ", ts(*t)).push_bind(" THEN ", SqlValue::Int(*secs));
                     }
                     None => {
                         b.push_bind(" ELSE ", SqlValue::Int(*secs));

@@ -11,4 +11,5 @@ pub mod filter;
 pub mod funnel;
 pub mod insight;
 pub mod metric;
+pub mod retention;
 pub mod time;

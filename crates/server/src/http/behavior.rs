@@ -1,4 +1,4 @@
-//! Behavioral analyses under `/api/v1/analytics` (seed 004): funnels so far. Each is a
+//! Behavioral analyses under `/api/v1/analytics` (seed 004): funnels and retention cohorts. Each is a
 //! value parsed from the request, compiled by its own compiler in
 //! `sightline_core::query`, and run like every other query (time limit, row cap).
 
@@ -12,6 +12,7 @@ use axum::extract::State;
 use chrono::Utc;
 use serde_json::{Value, json};
 use sightline_core::query::funnel::{compile_funnel, parse_funnel, shape_funnel};
+use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
 
 /// `POST /funnels`: `{name, steps: [{name, event, filters}], date_range, conversion_window,
 /// mode (ordered | strict | any_order), breakdown, timezone}`.
@@ -29,5 +30,22 @@ pub async fn funnel(
         "query_time_ms": out.elapsed.as_millis() as u64,
         "truncated": out.truncated,
     });
+    Ok(Json(answer))
+}
+
+/// `POST /cohorts`: `{cohort_type: acquisition, group_by: day | week | month, metric:
+/// retention, date_range, periods, start_event, return_event, timezone}`.
+pub async fn cohorts(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let r = parse_retention(&body).map_err(problem)?;
+    let now = Utc::now();
+    let (range, _) = r.range.resolve(r.tz, now).map_err(|m| ApiError::field("date_range", m))?;
+    let compiled = compile_retention(&r, &caller.tenant, range);
+    let out = analytics::run_compiled(&state, compiled, None).await?;
+    let mut answer = shape_retention(&r, &out.rows, now);
+    answer["metadata"] = json!({"query_time_ms": out.elapsed.as_millis() as u64});
     Ok(Json(answer))
 }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod analytics_query;
 mod auth;
+mod cohorts;
 mod compiler_props;
 mod errors;
 mod funnels;

@@ -1,0 +1,247 @@
+//! Retention cohorts (seed 004's `POST /cohorts`): users grouped by the day, week or
+//! month (in the query's time zone) they were acquired, and the share of each group
+//! active again in each later period.
+//!
+//! Who counts, exactly (the tests compute the same by hand):
+//! - Users are `user_id`s. A user is acquired at their first event ever (or their first
+//!   `start_event`), and belongs to the cohort of that period if it lies in the date range.
+//! - A cohort member is active in period k (k = 0, 1, ...) when they have an event (or a
+//!   `return_event`) in the k-th period from their cohort's. Period 0 of plain acquisition
+//!   is therefore 1.0.
+//! - `retention` holds the share active in each period (`recurring`); `returning` the
+//!   share active in that period or any later one (`unbounded`, who came back at all).
+
+use super::answer::Row;
+use super::compile::{Compiled, Layout, local_bucket};
+use super::time::{DateRange, Granularity, Window, parse_range, parse_tz, utc_to_local};
+use crate::code::FieldError;
+use crate::model::TenantId;
+use crate::sql::{SqlBuilder, SqlValue};
+use chrono::{Duration, Months, NaiveDateTime};
+use chrono_tz::Tz;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    pub granularity: Granularity,
+    pub range: DateRange,
+    pub tz: Tz,
+    /// Periods after the cohort's own (period 0) to report.
+    pub periods: u32,
+    pub start_event: Option<String>,
+    pub return_event: Option<String>,
+}
+
+pub const MAX_PERIODS: u32 = 104;
+
+/// Reads seed 004's body: `{cohort_type, group_by, metric, date_range}` plus `periods`,
+/// `start_event`, `return_event`, `timezone`.
+pub fn parse_retention(v: &Value) -> Result<Retention, Vec<FieldError>> {
+    let Value::Object(obj) = v else {
+        return Err(vec![FieldError::new("body", "a cohort query is a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    match obj.get("cohort_type").and_then(Value::as_str) {
+        None | Some("acquisition") => {}
+        Some(other) => {
+            errors.push(FieldError::new("cohort_type", format!("unknown cohort_type '{other}'; use acquisition")))
+        }
+    }
+    match obj.get("metric").and_then(Value::as_str) {
+        None | Some("retention") => {}
+        Some(other) => errors.push(FieldError::new("metric", format!("unknown metric '{other}'; use retention"))),
+    }
+    let granularity = match obj.get("group_by").or(obj.get("period")).and_then(Value::as_str) {
+        None => Granularity::Week,
+        Some(g) => match Granularity::parse(g).filter(|g| *g != Granularity::Hour) {
+            Some(g) => g,
+            None => {
+                errors.push(FieldError::new("group_by", format!("unknown group_by '{g}'; use day, week or month")));
+                Granularity::Week
+            }
+        },
+    };
+    let range = match obj.get("date_range").filter(|r| !r.is_null()) {
+        None => DateRange::default(),
+        Some(r) => parse_range(r, "date_range").unwrap_or_else(|e| {
+            errors.push(e);
+            DateRange::default()
+        }),
+    };
+    let tz = match obj.get("timezone").and_then(Value::as_str) {
+        None => Tz::UTC,
+        Some(t) => parse_tz(t, "timezone").unwrap_or_else(|e| {
+            errors.push(e);
+            Tz::UTC
+        }),
+    };
+    let periods = match obj.get("periods") {
+        None | Some(Value::Null) => match granularity {
+            Granularity::Day => 14,
+            Granularity::Week => 8,
+            _ => 6,
+        },
+        Some(p) => match p.as_u64() {
+            Some(n) if n as u32 <= MAX_PERIODS => n as u32,
+            _ => {
+                errors.push(FieldError::new("periods", format!("periods is a whole number from 0 to {MAX_PERIODS}")));
+                0
+            }
+        },
+    };
+    let event = |k: &str, errors: &mut Vec<FieldError>| match obj.get(k) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 => Some(s.clone()),
+        Some(_) => {
+            errors.push(FieldError::new(k, format!("{k} is an event name")));
+            None
+        }
+    };
+    let start_event = event("start_event", &mut errors);
+    let return_event = event("return_event", &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Retention { granularity, range, tz, periods, start_event, return_event })
+}
+
+fn unit(g: Granularity) -> &'static str {
+    match g {
+        Granularity::Day => "day",
+        Granularity::Week => "week",
+        Granularity::Month => "month",
+        Granularity::Hour => "hour",
+    }
+}
+
+/// The end of period `periods` after the range's last cohort: how far activity is read.
+pub fn activity_end(r: &Retention, range: Window) -> chrono::DateTime<chrono::Utc> {
+    let extra = match r.granularity {
+        Granularity::Day => Duration::days(r.periods as i64 + 1),
+        Granularity::Week => Duration::weeks(r.periods as i64 + 1),
+        _ => Duration::days(31 * (r.periods as i64 + 1)),
+    };
+    range.end + extra
+}
+
+/// Rows: (cohort bucket, [kind, k], users) where kind is `size` (k = 0), `active` (users
+/// active in period k) or `last` (users whose last active period is k).
+pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Compiled {
+    let end = activity_end(r, range);
+    let wide = Window { start: range.start, end };
+    let t = SqlValue::Text(tenant.as_str().to_owned());
+    let micros = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
+    let mut b = SqlBuilder::new("WITH firsts AS (SELECT user_id, min(ts) AS t0 FROM events WHERE tenant_id = ");
+    b.bind(t.clone()).push(" AND user_id IS NOT NULL");
+    if let Some(e) = &r.start_event {
+        b.push_bind(" AND event_name = ", SqlValue::Text(e.clone()));
+    }
+    b.push_bind(" AND ts < ", micros(range.end));
+    b.push(" GROUP BY user_id), cohort AS (SELECT user_id, ");
+    local_bucket(&mut b, r.granularity, r.tz, wide, "t0");
+    b.push_bind(" AS c FROM firsts WHERE t0 >= ", micros(range.start));
+    b.push("), act AS (SELECT DISTINCT e.user_id, ");
+    local_bucket(&mut b, r.granularity, r.tz, wide, "ts");
+    b.push(" AS p FROM events e SEMI JOIN cohort ON cohort.user_id = e.user_id WHERE e.tenant_id = ");
+    b.bind(t);
+    b.push_bind(" AND e.ts >= ", micros(range.start)).push_bind(" AND e.ts < ", micros(end));
+    if let Some(e) = &r.return_event {
+        b.push_bind(" AND e.event_name = ", SqlValue::Text(e.clone()));
+    }
+    b.push("), k AS (SELECT cohort.user_id, cohort.c, CAST(date_diff('");
+    b.push(unit(r.granularity));
+    b.push("', cohort.c, act.p) AS BIGINT) AS k FROM cohort JOIN act ON act.user_id = cohort.user_id WHERE act.p >= cohort.c)");
+    b.push(" SELECT epoch_us(c), 'size', '0', CAST(count(*) AS DOUBLE) FROM cohort GROUP BY 1");
+    b.push(" UNION ALL SELECT epoch_us(c), 'active', CAST(k AS VARCHAR), CAST(count(*) AS DOUBLE) FROM k WHERE k <= ");
+    b.bind(SqlValue::Int(r.periods as i64)).push(" GROUP BY 1, 3");
+    b.push(" UNION ALL SELECT epoch_us(c), 'last', CAST(lastk AS VARCHAR), CAST(count(*) AS DOUBLE) FROM (SELECT c, least(max(k), ");
+    b.bind(SqlValue::Int(r.periods as i64));
+    b.push(") AS lastk FROM k GROUP BY user_id, c) GROUP BY 1, 3");
+    let (sql, params) = b.into_parts();
+    Compiled { sql, params, layout: Layout { bucket: true, dims: 2, period: false, series: 1 }, max_rows: usize::MAX }
+}
+
+fn label(g: Granularity, t: NaiveDateTime) -> String {
+    g.label(t)
+}
+
+/// Seed 004's answer: `{"cohorts": [{cohort_date, users, retention: {week_0: 1.0, ...},
+/// returning: {...}, counts: {...}}]}`. Periods that have not ended by `now` are left out.
+pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono::Utc>) -> Value {
+    #[derive(Default)]
+    struct Cohort {
+        size: f64,
+        active: BTreeMap<u32, f64>,
+        last: BTreeMap<u32, f64>,
+    }
+    let mut cohorts: BTreeMap<NaiveDateTime, Cohort> = BTreeMap::new();
+    for row in rows {
+        let (Some(c), Some(kind), Some(k)) = (row.bucket, row.dims[0].as_deref(), row.dims[1].as_deref()) else {
+            continue;
+        };
+        let k: u32 = k.parse().unwrap_or(0);
+        let n = row.values[0].unwrap_or(0.0);
+        let entry = cohorts.entry(c).or_default();
+        match kind {
+            "size" => entry.size += n,
+            "active" => *entry.active.entry(k).or_default() += n,
+            _ => *entry.last.entry(k).or_default() += n,
+        }
+    }
+    let today = utc_to_local(r.tz, now);
+    let name = unit(r.granularity);
+    let list: Vec<Value> = cohorts
+        .iter()
+        .map(|(c, co)| {
+            let mut retention = Map::new();
+            let mut returning = Map::new();
+            let mut counts = Map::new();
+            for k in 0..=r.periods {
+                // A period that has not begun yet has no figure.
+                let start = match r.granularity {
+                    Granularity::Day => *c + Duration::days(k as i64),
+                    Granularity::Week => *c + Duration::weeks(k as i64),
+                    _ => c.checked_add_months(Months::new(k)).unwrap_or(*c),
+                };
+                if start > today {
+                    break;
+                }
+                let active = co.active.get(&k).copied().unwrap_or(0.0);
+                let later = co.last.range(k..).fold(0.0, |a, (_, n)| a + n);
+                let share = |n: f64| if co.size > 0.0 { (n / co.size * 10000.0).round() / 10000.0 } else { 0.0 };
+                retention.insert(format!("{name}_{k}"), json!(share(active)));
+                returning.insert(format!("{name}_{k}"), json!(share(later)));
+                counts.insert(format!("{name}_{k}"), json!(active as u64));
+            }
+            json!({
+                "cohort_date": label(r.granularity, *c),
+                "users": co.size as u64,
+                "retention": retention,
+                "returning": returning,
+                "counts": counts,
+            })
+        })
+        .collect();
+    json!({"cohorts": list, "group_by": name, "periods": r.periods})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_004_body_parses_and_compiles() {
+        let r = parse_retention(&json!({"cohort_type": "acquisition", "group_by": "week", "metric": "retention",
+                                        "date_range": {"start": "2024-01-01", "end": "2024-01-31"}}))
+        .unwrap();
+        assert_eq!(r.granularity, Granularity::Week);
+        let (w, _) = r.range.resolve(r.tz, chrono::Utc::now()).unwrap();
+        let c = compile_retention(&r, &TenantId::parse("t").unwrap(), w);
+        assert_eq!(c.sql.matches('?').count(), c.params.len());
+        assert_eq!(c.sql.matches("tenant_id = ?").count(), 2);
+        let errs =
+            parse_retention(&json!({"cohort_type": "behavioral", "group_by": "hour", "periods": 500})).unwrap_err();
+        assert_eq!(errs.len(), 3);
+    }
+}
