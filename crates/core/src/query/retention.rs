@@ -143,7 +143,7 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     b.push_bind(" AS c FROM firsts WHERE t0 >= ", micros(range.start));
     b.push("), act AS (SELECT DISTINCT e.user_id, ");
     local_bucket(&mut b, r.granularity, r.tz, wide, "ts");
-    b.push(" AS p FROM events e SEMI JOIN cohort ON cohort.user_id = e.user_id WHERE e.tenant_id = ");
+    b.push(" AS p FROM events e WHERE e.tenant_id = ");
     b.bind(t);
     b.push_bind(" AND e.ts >= ", micros(range.start)).push_bind(" AND e.ts < ", micros(end));
     if let Some(e) = &r.return_event {

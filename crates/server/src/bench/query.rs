@@ -19,8 +19,10 @@ use sightline_core::model::TenantId;
 use sightline_core::query::answer::shape;
 use sightline_core::query::compile::{Dialect, compile_with};
 use sightline_core::query::field::PropertyColumns;
+use sightline_core::query::funnel::{compile_funnel, parse_funnel, shape_funnel};
 use sightline_core::query::insight::{MAX_LIMIT, parse_query};
 use sightline_core::query::metric::NoCatalog;
+use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
@@ -128,10 +130,21 @@ fn generate(
     Ok(())
 }
 
+/// Which endpoint's model a case runs through.
+#[derive(Clone, Copy, PartialEq)]
+enum Model {
+    Insight,
+    Funnel,
+    Retention,
+}
+
 struct Case {
     name: &'static str,
-    /// The query as a client sends it to /api/v1/insights.
+    model: Model,
+    /// The query as a client sends it (to /api/v1/insights, /funnels or /cohorts).
     query: Value,
+    /// Which columns of the hand-written answer hold the numbers compared.
+    raw_cols: Vec<usize>,
     /// The hand-written SQL and its parameters (tenant and times bound as values).
     raw: String,
     raw_params: Vec<::duckdb::types::Value>,
@@ -169,6 +182,8 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
     vec![
         Case {
             name: "daily trend (events, 90 days)",
+            model: Model::Insight,
+            raw_cols: vec![1],
             query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
                           "date_range": {"start": date(start), "end": date(last_day)}}),
             raw: "SELECT epoch_us(date_trunc('day', ts)) AS d, count(*)::DOUBLE FROM events \
@@ -178,6 +193,8 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "breakdown by properties.page (top 100)",
+            model: Model::Insight,
+            raw_cols: vec![1],
             query: json!({"kind": "breakdown", "series": ["events"], "breakdown": ["properties.page"], "limit": 100,
                           "date_range": {"start": date(start), "end": date(last_day)}}),
             raw: format!(
@@ -188,6 +205,8 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "period comparison (revenue, 30 days vs 30 before)",
+            model: Model::Insight,
+            raw_cols: vec![1],
             query: json!({"kind": "compare", "series": ["revenue"],
                           "date_range": {"start": date(cur_start), "end": date(last_day)}}),
             raw: format!(
@@ -199,6 +218,8 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "p90 of properties.amount (purchases, 90 days)",
+            model: Model::Insight,
+            raw_cols: vec![0],
             query: json!({"kind": "aggregate",
                           "series": [{"event": "purchase", "aggregation": "p90", "field": "properties.amount"}],
                           "date_range": {"start": date(start), "end": date(last_day)}}),
@@ -208,17 +229,69 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
             ),
             raw_params: vec![text(TENANT), micros(start), micros(end)],
         },
+        Case {
+            name: "4-step funnel (14-day window, 90 days)",
+            model: Model::Funnel,
+            query: json!({"name": "shop", "steps": ["page_view", "search", "add_to_cart", "purchase"],
+                          "date_range": {"start": date(start), "end": date(last_day)}}),
+            raw_cols: vec![0, 1, 2, 3, 4, 5, 6],
+            raw: "WITH e AS (SELECT user_id, ts, event_name FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? \
+                  AND user_id IS NOT NULL AND event_name IN ('page_view', 'search', 'add_to_cart', 'purchase')), \
+                  s0 AS (SELECT user_id, min(ts) AS t0 FROM e WHERE event_name = 'page_view' AND ts < ? GROUP BY 1), \
+                  s1 AS (SELECT s0.user_id, s0.t0, min(e.ts) AS t1 FROM s0 JOIN e ON e.user_id = s0.user_id \
+                    AND e.event_name = 'search' AND e.ts > s0.t0 AND e.ts <= s0.t0 + INTERVAL 14 DAY GROUP BY 1, 2), \
+                  s2 AS (SELECT s1.user_id, s1.t0, min(e.ts) AS t2 FROM s1 JOIN e ON e.user_id = s1.user_id \
+                    AND e.event_name = 'add_to_cart' AND e.ts > s1.t1 AND e.ts <= s1.t0 + INTERVAL 14 DAY GROUP BY 1, 2), \
+                  s3 AS (SELECT s2.user_id, s2.t0, min(e.ts) AS t3 FROM s2 JOIN e ON e.user_id = s2.user_id \
+                    AND e.event_name = 'purchase' AND e.ts > s2.t2 AND e.ts <= s2.t0 + INTERVAL 14 DAY GROUP BY 1, 2) \
+                  SELECT count(s0.user_id)::DOUBLE, count(s1.user_id)::DOUBLE, count(s2.user_id)::DOUBLE, \
+                    count(s3.user_id)::DOUBLE, median(epoch(t1) - epoch(s0.t0)), median(epoch(t2) - epoch(t1)), \
+                    median(epoch(t3) - epoch(t2)) \
+                  FROM s0 LEFT JOIN s1 ON s1.user_id = s0.user_id LEFT JOIN s2 ON s2.user_id = s0.user_id \
+                  LEFT JOIN s3 ON s3.user_id = s0.user_id"
+                .into(),
+            raw_params: vec![text(TENANT), micros(start), micros(end + Duration::days(14)), micros(end)],
+        },
+        Case {
+            name: "weekly retention (12 weeks)",
+            model: Model::Retention,
+            query: json!({"cohort_type": "acquisition", "group_by": "week", "metric": "retention", "periods": 12,
+                          "date_range": {"start": date(start), "end": date(last_day)}}),
+            raw_cols: vec![2],
+            raw: "WITH firsts AS (SELECT user_id, min(ts) AS t0 FROM events WHERE tenant_id = ? AND user_id IS NOT NULL \
+                    AND ts < ? GROUP BY 1), \
+                  cohort AS (SELECT user_id, date_trunc('week', t0) AS c FROM firsts WHERE t0 >= ?), \
+                  act AS (SELECT DISTINCT user_id, date_trunc('week', ts) AS p FROM events WHERE tenant_id = ? \
+                    AND ts >= ? AND ts < ?), \
+                  k AS (SELECT cohort.user_id, c, date_diff('week', c, p) AS k FROM cohort JOIN act USING (user_id) \
+                    WHERE p >= c) \
+                  SELECT epoch_us(c), k, count(*)::DOUBLE FROM k WHERE k <= 12 GROUP BY 1, 2 \
+                  UNION ALL SELECT epoch_us(c), -1, count(*)::DOUBLE FROM cohort GROUP BY 1 \
+                  UNION ALL SELECT epoch_us(c), 100 + lastk, count(*)::DOUBLE \
+                    FROM (SELECT c, least(max(k), 12) AS lastk FROM k GROUP BY user_id, c) GROUP BY 1, 2 \
+                  ORDER BY 1, 2"
+                .into(),
+            raw_params: vec![
+                text(TENANT),
+                micros(end),
+                micros(start),
+                text(TENANT),
+                micros(start),
+                micros(end + Duration::weeks(13)),
+            ],
+        },
     ]
 }
 
 /// Runs a hand-written query; answers its numbers (the last column of each row).
 fn run_raw(conn: &::duckdb::Connection, c: &Case) -> anyhow::Result<Vec<f64>> {
     let mut stmt = conn.prepare_cached(&c.raw)?;
-    let ncol = if c.raw.starts_with("SELECT quantile_cont") { 1 } else { 2 };
     let mut rows = stmt.query(params_from_iter(c.raw_params.iter().cloned()))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push(r.get::<_, Option<f64>>(ncol - 1)?.unwrap_or(0.0));
+        for i in &c.raw_cols {
+            out.push(r.get::<_, Option<f64>>(*i)?.unwrap_or(0.0));
+        }
     }
     Ok(out)
 }
@@ -230,13 +303,51 @@ async fn run_sightline(
     c: &Case,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(Vec<f64>, Value)> {
+    let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+    let limit = std::time::Duration::from_secs(600);
+    match c.model {
+        Model::Insight => {}
+        Model::Funnel => {
+            let f = parse_funnel(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let (range, _) = f.range.resolve(f.tz, now).map_err(anyhow::Error::msg)?;
+            let compiled = compile_funnel(&f, &tenant, range, cols);
+            let rows = reader.run(&compiled, limit).await?;
+            let answer = shape_funnel(&f, &rows, range);
+            let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
+            return Ok((numbers, answer));
+        }
+        Model::Retention => {
+            let r = parse_retention(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let (range, _) = r.range.resolve(r.tz, now).map_err(anyhow::Error::msg)?;
+            let compiled = compile_retention(&r, &tenant, range);
+            let rows = reader.run(&compiled, limit).await?;
+            let answer = shape_retention(&r, &rows, now);
+            // Every figure per (cohort, code), in the hand-written query's order: code k for
+            // the users active in period k, -1 for the cohort's size, 100 + k for the users
+            // last active in period k.
+            let mut active: Vec<(i64, i64, f64)> = rows
+                .iter()
+                .map(|row| {
+                    let c = row.bucket.map(|b| b.and_utc().timestamp()).unwrap_or(0);
+                    let k: i64 = row.dims[1].as_deref().and_then(|k| k.parse().ok()).unwrap_or(0);
+                    let code = match row.dims[0].as_deref() {
+                        Some("size") => -1,
+                        Some("last") => 100 + k,
+                        _ => k,
+                    };
+                    (c, code, row.values[0].unwrap_or(0.0))
+                })
+                .collect();
+            active.sort_by_key(|(c, k, _)| (*c, *k));
+            return Ok((active.into_iter().map(|(_, _, n)| n).collect(), answer));
+        }
+    }
     let q = parse_query(&c.query, &NoCatalog).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let (window, previous) = q.range.resolve(q.tz, now).map_err(anyhow::Error::msg)?;
     let prev = (q.kind == sightline_core::query::insight::Kind::Compare).then_some(previous);
-    let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
     let compiled =
         compile_with(&q, &tenant, window, prev, MAX_LIMIT, Dialect::DuckDb, cols).map_err(anyhow::Error::msg)?;
-    let mut rows = reader.run(&compiled, std::time::Duration::from_secs(600)).await?;
+    let mut rows = reader.run(&compiled, limit).await?;
     rows.truncate(q.limit.min(MAX_LIMIT));
     let answer = shape(&q, compiled.layout, &rows, window, prev);
     let numbers = rows.iter().map(|r| r.values[0].unwrap_or(0.0)).collect();
