@@ -296,7 +296,8 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
                 if k > 0 {
                     b.push(" + ");
                 }
-                b.push_trusted(&format!("CAST(bool_or(e.f{k}) AS INTEGER)"));
+                // A step whose condition is NULL on every event (a missing property) is not done.
+                b.push_trusted(&format!("CAST(coalesce(bool_or(e.f{k}), false) AS INTEGER)"));
             }
             b.push(" AS k FROM s0 JOIN e ON e.user_id = s0.user_id AND e.ts >= s0.t0 AND e.ts <= s0.t0 + to_seconds(");
             b.bind(SqlValue::Int(secs)).push(") GROUP BY s0.user_id)");
@@ -368,23 +369,11 @@ fn steps_json(f: &Funnel, values: &[Option<f64>]) -> Value {
     json!({"total_users": first, "steps": steps, "completion_rate": completion})
 }
 
-/// Seed 004's answer: `{"funnel": {name, total_users, steps, completion_rate, ...}}`, and
-/// with a breakdown, `breakdown`: one funnel per value.
-pub fn shape_funnel(f: &Funnel, rows: &[super::answer::Row], range: Window) -> Value {
-    let mut funnel = if f.breakdown.is_some() {
-        // The whole funnel is the sum over the values.
-        let n = 2 * f.steps.len() - 1;
-        let mut sums = vec![Some(0.0); f.steps.len()];
-        for r in rows {
-            for (k, s) in sums.iter_mut().enumerate() {
-                *s = Some(s.unwrap_or(0.0) + r.values[k].unwrap_or(0.0));
-            }
-        }
-        sums.resize(n, None);
-        steps_json(f, &sums)
-    } else {
-        steps_json(f, rows.first().map(|r| r.values.as_slice()).unwrap_or(&[]))
-    };
+/// Seed 004's answer: `{"funnel": {name, total_users, steps, completion_rate, ...}}` from
+/// the whole funnel's row (a funnel compiled without breakdown), and with a breakdown,
+/// `breakdown`: one funnel per value, from `groups`.
+pub fn shape_funnel(f: &Funnel, whole: &[super::answer::Row], groups: &[super::answer::Row], range: Window) -> Value {
+    let mut funnel = steps_json(f, whole.first().map(|r| r.values.as_slice()).unwrap_or(&[]));
     funnel["name"] = json!(f.name);
     funnel["mode"] = json!(f.mode.name());
     funnel["conversion_window_seconds"] = json!(f.window.num_seconds());
@@ -392,7 +381,7 @@ pub fn shape_funnel(f: &Funnel, rows: &[super::answer::Row], range: Window) -> V
     funnel["date_range"] = json!({"start": at(range.start), "end": at(range.end)});
     let mut out = json!({ "funnel": funnel });
     if let Some(field) = &f.breakdown {
-        let groups: Vec<Value> = rows
+        let values: Vec<Value> = groups
             .iter()
             .map(|r| {
                 let mut g = steps_json(f, &r.values);
@@ -400,7 +389,7 @@ pub fn shape_funnel(f: &Funnel, rows: &[super::answer::Row], range: Window) -> V
                 g
             })
             .collect();
-        out["breakdown"] = json!({"field": field.label(), "values": groups});
+        out["breakdown"] = json!({"field": field.label(), "values": values});
     }
     out
 }

@@ -312,7 +312,7 @@ async fn run_sightline(
             let (range, _) = f.range.resolve(f.tz, now).map_err(anyhow::Error::msg)?;
             let compiled = compile_funnel(&f, &tenant, range, cols);
             let rows = reader.run(&compiled, limit).await?;
-            let answer = shape_funnel(&f, &rows, range);
+            let answer = shape_funnel(&f, &rows, &[], range);
             let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
             return Ok((numbers, answer));
         }

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
 use serde_json::{Value, json};
-use sightline_core::query::funnel::{compile_funnel, parse_funnel, shape_funnel};
+use sightline_core::query::funnel::{Funnel, compile_funnel, parse_funnel, shape_funnel};
 use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
 
 /// `POST /funnels`: `{name, steps: [{name, event, filters}], date_range, conversion_window,
@@ -23,12 +23,26 @@ pub async fn funnel(
 ) -> ApiResult<Json<Value>> {
     let f = parse_funnel(&body).map_err(problem)?;
     let (range, _) = f.range.resolve(f.tz, Utc::now()).map_err(|m| ApiError::field("date_range", m))?;
-    let compiled = compile_funnel(&f, &caller.tenant, range, &state.property_columns);
-    let out = analytics::run_compiled(&state, compiled, None).await?;
-    let mut answer = shape_funnel(&f, &out.rows, range);
+    // The whole funnel is its own statement: a breakdown's values may be cut by `limit`,
+    // and medians do not add up.
+    let whole = Funnel { breakdown: None, ..f.clone() };
+    let whole = compile_funnel(&whole, &caller.tenant, range, &state.property_columns);
+    let (whole, groups) = match f.breakdown {
+        None => (analytics::run_compiled(&state, whole, None).await?, None),
+        Some(_) => {
+            let split = compile_funnel(&f, &caller.tenant, range, &state.property_columns);
+            let (w, g) = tokio::try_join!(
+                analytics::run_compiled(&state, whole, None),
+                analytics::run_compiled(&state, split, None)
+            )?;
+            (w, Some(g))
+        }
+    };
+    let mut answer = shape_funnel(&f, &whole.rows, groups.as_ref().map_or(&[][..], |g| &g.rows), range);
+    let elapsed = whole.elapsed.max(groups.as_ref().map_or(Default::default(), |g| g.elapsed));
     answer["metadata"] = json!({
-        "query_time_ms": out.elapsed.as_millis() as u64,
-        "truncated": out.truncated,
+        "query_time_ms": elapsed.as_millis() as u64,
+        "truncated": groups.as_ref().is_some_and(|g| g.truncated),
     });
     Ok(Json(answer))
 }
