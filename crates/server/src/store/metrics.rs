@@ -68,9 +68,24 @@ pub trait MetricReader: Send + Sync + 'static {
     ) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>>;
 }
 
+/// The answer of a free-form SQL statement: column names and rows of JSON values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlAnswer {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
 /// Runs what the query compiler produced.
 #[async_trait]
 pub trait QueryRunner: Send + Sync + 'static {
     /// Runs `q`, interrupting it after `limit` ([`super::StoreError::Timeout`]).
     async fn run(&self, q: &Compiled, limit: Duration) -> StoreResult<Vec<Row>>;
+    /// Runs a statement the custom SQL sandbox rewrote, reading at most `max_rows` rows.
+    async fn run_sql(
+        &self,
+        sql: &str,
+        params: Vec<sightline_core::sql::SqlValue>,
+        limit: Duration,
+        max_rows: usize,
+    ) -> StoreResult<SqlAnswer>;
 }

@@ -32,7 +32,13 @@ pub fn open_with(
 ) -> anyhow::Result<(DuckSink, DuckReader, PropertyColumns)> {
     // No extension may be fetched at run time (no internet); the library's built-ins suffice.
     let config = || -> anyhow::Result<Config> {
-        Ok(Config::default().enable_autoload_extension(false)?.with("autoinstall_known_extensions", "false")?)
+        // Nor may any query read or write files, URLs or other databases, or change
+        // settings (custom SQL runs here too): the database file is all this process opens.
+        Ok(Config::default()
+            .enable_autoload_extension(false)?
+            .with("autoinstall_known_extensions", "false")?
+            .enable_external_access(false)?
+            .with("lock_configuration", "true")?)
     };
     let conn = match path {
         Some(p) => {

@@ -2,7 +2,7 @@
 //! query is interrupted (DuckDB stops at its next check) and the caller hears `Timeout`.
 
 use super::reader::{DuckReader, to_duck};
-use crate::store::{QueryRunner, StoreError, StoreResult};
+use crate::store::{QueryRunner, SqlAnswer, StoreError, StoreResult};
 use async_trait::async_trait;
 use duckdb::params_from_iter;
 use sightline_core::query::answer::{Row, bucket_time};
@@ -10,12 +10,15 @@ use sightline_core::query::compile::Compiled;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[async_trait]
-impl QueryRunner for DuckReader {
-    async fn run(&self, q: &Compiled, limit: Duration) -> StoreResult<Vec<Row>> {
+impl DuckReader {
+    /// Runs `work` on a pooled connection under `limit`, interrupting it past the limit.
+    async fn interruptible<T: Send + 'static>(
+        &self,
+        limit: Duration,
+        work: impl FnOnce(&duckdb::Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let _permit = self.permits.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.into()))?;
         let pool = self.inner.clone();
-        let q = q.clone();
         let handle: Arc<Mutex<Option<Arc<duckdb::InterruptHandle>>>> = Arc::new(Mutex::new(None));
         let slot = handle.clone();
         let span = tracing::Span::current();
@@ -24,7 +27,7 @@ impl QueryRunner for DuckReader {
             let _g = span.enter();
             let conn = pool.take()?;
             *slot.lock().expect("interrupt slot") = Some(conn.interrupt_handle());
-            let out = read_rows(&conn, &q);
+            let out = work(&conn);
             pool.give_back(conn);
             out
         });
@@ -45,6 +48,98 @@ impl QueryRunner for DuckReader {
         };
         metrics::histogram!(crate::telemetry::names::QUERY_DURATION).record(started.elapsed().as_secs_f64());
         out
+    }
+}
+
+#[async_trait]
+impl QueryRunner for DuckReader {
+    async fn run_sql(
+        &self,
+        sql: &str,
+        params: Vec<sightline_core::sql::SqlValue>,
+        limit: Duration,
+        max_rows: usize,
+    ) -> StoreResult<SqlAnswer> {
+        let sql = sql.to_owned();
+        self.interruptible(limit, move |conn| read_any(conn, &sql, &params, max_rows)).await
+    }
+
+    async fn run(&self, q: &Compiled, limit: Duration) -> StoreResult<Vec<Row>> {
+        let q = q.clone();
+        self.interruptible(limit, move |conn| read_rows(conn, &q)).await
+    }
+}
+
+/// Any statement's rows as JSON values, with the column names.
+fn read_any(
+    conn: &duckdb::Connection,
+    sql: &str,
+    params: &[sightline_core::sql::SqlValue],
+    max_rows: usize,
+) -> anyhow::Result<SqlAnswer> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(params_from_iter(params.iter().map(to_duck)))?;
+    let mut out = Vec::new();
+    let mut columns = Vec::new();
+    while let Some(r) = rows.next()? {
+        if columns.is_empty() {
+            let s = r.as_ref();
+            columns =
+                (0..s.column_count()).map(|i| s.column_name(i).map(|n| n.to_string()).unwrap_or_default()).collect();
+        }
+        if out.len() >= max_rows {
+            out.push(Vec::new()); // one more than asked: the caller says "truncated"
+            break;
+        }
+        let mut row = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            row.push(json_of(r.get::<_, duckdb::types::Value>(i)?));
+        }
+        out.push(row);
+    }
+    if columns.is_empty() {
+        // No rows: the names are known once the statement ran.
+        let s = rows.as_ref().expect("a statement that ran");
+        columns = (0..s.column_count()).map(|i| s.column_name(i).map(|n| n.to_string()).unwrap_or_default()).collect();
+    }
+    Ok(SqlAnswer { columns, rows: out })
+}
+
+/// A DuckDB value as JSON: numbers as numbers, times as RFC 3339, the rest as text.
+fn json_of(v: duckdb::types::Value) -> serde_json::Value {
+    use duckdb::types::{TimeUnit, Value as V};
+    use serde_json::json;
+    let micros = |u: TimeUnit, n: i64| match u {
+        TimeUnit::Second => n * 1_000_000,
+        TimeUnit::Millisecond => n * 1_000,
+        TimeUnit::Microsecond => n,
+        TimeUnit::Nanosecond => n / 1_000,
+    };
+    match v {
+        V::Null => serde_json::Value::Null,
+        V::Boolean(b) => json!(b),
+        V::TinyInt(n) => json!(n),
+        V::SmallInt(n) => json!(n),
+        V::Int(n) => json!(n),
+        V::BigInt(n) => json!(n),
+        V::HugeInt(n) => i64::try_from(n).map(|n| json!(n)).unwrap_or_else(|_| json!(n.to_string())),
+        V::UTinyInt(n) => json!(n),
+        V::USmallInt(n) => json!(n),
+        V::UInt(n) => json!(n),
+        V::UBigInt(n) => json!(n),
+        V::Float(f) => sightline_core::query::answer::number(Some(f as f64)),
+        V::Double(f) => sightline_core::query::answer::number(Some(f)),
+        V::Decimal(d) => d.to_string().parse::<f64>().map(|f| json!(f)).unwrap_or_else(|_| json!(d.to_string())),
+        V::Timestamp(u, n) => chrono::DateTime::from_timestamp_micros(micros(u, n))
+            .map(|t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .unwrap_or(serde_json::Value::Null),
+        V::Date32(d) => chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163)
+            .map(|d| json!(d.format("%Y-%m-%d").to_string()))
+            .unwrap_or(serde_json::Value::Null),
+        V::Text(s) => json!(s),
+        V::Interval { months, days, nanos } => json!({"months": months, "days": days, "micros": nanos / 1000}),
+        V::List(items) | V::Array(items) => serde_json::Value::Array(items.into_iter().map(json_of).collect()),
+        other => json!(format!("{other:?}")),
     }
 }
 
