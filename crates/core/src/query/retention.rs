@@ -9,7 +9,7 @@
 //!   `return_event`) in the k-th period from their cohort's. Period 0 of plain acquisition
 //!   is therefore 1.0.
 //! - `retention` holds the share active in each period (`recurring`); `returning` the
-//!   share active in that period or any later one (`unbounded`, who came back at all).
+//!   share active in that period or a later one up to `periods` (who came back at all).
 
 use super::answer::Row;
 use super::compile::{Compiled, Layout, local_bucket};
@@ -42,17 +42,31 @@ pub fn parse_retention(v: &Value) -> Result<Retention, Vec<FieldError>> {
         return Err(vec![FieldError::new("body", "a cohort query is a JSON object")]);
     };
     let mut errors = Vec::new();
-    match obj.get("cohort_type").and_then(Value::as_str) {
+    // A choice given as anything but a string is refused, never read as its default.
+    let choice = |k: &'static str, errors: &mut Vec<FieldError>| -> Option<String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                errors.push(FieldError::new(k, format!("{k} is a string")));
+                None
+            }
+        }
+    };
+    match choice("cohort_type", &mut errors).as_deref() {
         None | Some("acquisition") => {}
         Some(other) => {
             errors.push(FieldError::new("cohort_type", format!("unknown cohort_type '{other}'; use acquisition")))
         }
     }
-    match obj.get("metric").and_then(Value::as_str) {
+    match choice("metric", &mut errors).as_deref() {
         None | Some("retention") => {}
-        Some(other) => errors.push(FieldError::new("metric", format!("unknown metric '{other}'; use retention"))),
+        Some(other) => errors
+            .push(FieldError::new("metric", format!("cohorts compute retention, not '{other}'; use metric retention"))),
     }
-    let granularity = match obj.get("group_by").or(obj.get("period")).and_then(Value::as_str) {
+    let group_by =
+        choice("group_by", &mut errors).or_else(|| obj.get("period").and_then(Value::as_str).map(str::to_owned));
+    let granularity = match group_by.as_deref() {
         None => Granularity::Week,
         Some(g) => match Granularity::parse(g).filter(|g| *g != Granularity::Hour) {
             Some(g) => g,
@@ -69,7 +83,7 @@ pub fn parse_retention(v: &Value) -> Result<Retention, Vec<FieldError>> {
             DateRange::default()
         }),
     };
-    let tz = match obj.get("timezone").and_then(Value::as_str) {
+    let tz = match choice("timezone", &mut errors).as_deref() {
         None => Tz::UTC,
         Some(t) => parse_tz(t, "timezone").unwrap_or_else(|e| {
             errors.push(e);
@@ -83,7 +97,7 @@ pub fn parse_retention(v: &Value) -> Result<Retention, Vec<FieldError>> {
             _ => 6,
         },
         Some(p) => match p.as_u64() {
-            Some(n) if n as u32 <= MAX_PERIODS => n as u32,
+            Some(n) if n <= MAX_PERIODS as u64 => n as u32,
             _ => {
                 errors.push(FieldError::new("periods", format!("periods is a whole number from 0 to {MAX_PERIODS}")));
                 0
@@ -129,7 +143,14 @@ pub fn activity_end(r: &Retention, range: Window) -> chrono::DateTime<chrono::Ut
 /// active in period k) or `last` (users whose last active period is k).
 pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Compiled {
     let end = activity_end(r, range);
-    let wide = Window { start: range.start, end };
+    // Activity is read from a period before the range: a return in the first cohort's own
+    // period may come before the range's first day (a range starting on a Wednesday).
+    let lead = match r.granularity {
+        Granularity::Day => Duration::days(1),
+        Granularity::Week => Duration::weeks(1),
+        _ => Duration::days(31),
+    };
+    let wide = Window { start: range.start - lead, end };
     let t = SqlValue::Text(tenant.as_str().to_owned());
     let micros = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
     let mut b = SqlBuilder::new("WITH firsts AS (SELECT user_id, min(ts) AS t0 FROM events WHERE tenant_id = ");
@@ -145,7 +166,7 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     local_bucket(&mut b, r.granularity, r.tz, wide, "ts");
     b.push(" AS p FROM events e WHERE e.tenant_id = ");
     b.bind(t);
-    b.push_bind(" AND e.ts >= ", micros(range.start)).push_bind(" AND e.ts < ", micros(end));
+    b.push_bind(" AND e.ts >= ", micros(range.start - lead)).push_bind(" AND e.ts < ", micros(end));
     if let Some(e) = &r.return_event {
         b.push_bind(" AND e.event_name = ", SqlValue::Text(e.clone()));
     }
@@ -155,9 +176,9 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     b.push(" SELECT epoch_us(c), 'size', '0', CAST(count(*) AS DOUBLE) FROM cohort GROUP BY 1");
     b.push(" UNION ALL SELECT epoch_us(c), 'active', CAST(k AS VARCHAR), CAST(count(*) AS DOUBLE) FROM k WHERE k <= ");
     b.bind(SqlValue::Int(r.periods as i64)).push(" GROUP BY 1, 3");
-    b.push(" UNION ALL SELECT epoch_us(c), 'last', CAST(lastk AS VARCHAR), CAST(count(*) AS DOUBLE) FROM (SELECT c, least(max(k), ");
+    b.push(" UNION ALL SELECT epoch_us(c), 'last', CAST(lastk AS VARCHAR), CAST(count(*) AS DOUBLE) FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= ");
     b.bind(SqlValue::Int(r.periods as i64));
-    b.push(") AS lastk FROM k GROUP BY user_id, c) GROUP BY 1, 3");
+    b.push(" GROUP BY user_id, c) GROUP BY 1, 3");
     let (sql, params) = b.into_parts();
     Compiled { sql, params, layout: Layout { bucket: true, dims: 2, period: false, series: 1 }, max_rows: usize::MAX }
 }
