@@ -3,6 +3,7 @@
 //! a socket or a clock it was not handed, so all of it is unit-testable without DuckDB.
 
 pub mod code;
+pub mod custom_sql;
 pub mod event;
 pub mod model;
 pub mod query;

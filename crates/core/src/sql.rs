@@ -12,6 +12,8 @@ pub enum SqlValue {
     U128(u128),
     /// Microseconds since the Unix epoch, UTC.
     TimestampMicros(i64),
+    /// SQL NULL (a custom query's `null` parameter).
+    Null,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]

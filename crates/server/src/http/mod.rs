@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod behavior;
 pub mod custom_metrics;
+pub mod custom_sql;
 pub mod error;
 pub mod events;
 pub mod extract;

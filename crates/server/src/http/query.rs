@@ -12,7 +12,7 @@ use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sightline_core::code::{Code, FieldError};
+use sightline_core::code::FieldError;
 use sightline_core::model::Role;
 use sightline_core::query::answer::{change_percent, number, objects, shape};
 use sightline_core::query::field::Source;
@@ -46,10 +46,7 @@ pub async fn analytics_query(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     if body.get("query").is_some_and(Value::is_string) {
-        return Err(ApiError::new(
-            Code::Unprocessable,
-            "custom SQL queries ('query') are not available yet; send a structured query with 'metric'",
-        ));
+        return super::custom_sql::run(&caller, &state, &body).await;
     }
     if body.get("metric").is_none() {
         return Err(ApiError::field("metric", "metric is required (a metric name such as revenue or events)"));

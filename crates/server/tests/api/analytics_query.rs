@@ -1669,7 +1669,6 @@ async fn bad_queries_get_precise_problems() {
             "filters.plan.op",
             "unknown operator 'like'",
         ),
-        (QUERY, json!({"query": "SELECT 1"}), 422, "", "not available"),
         // Insights.
         (
             INSIGHTS,

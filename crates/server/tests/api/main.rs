@@ -6,6 +6,7 @@ mod analytics_query;
 mod auth;
 mod cohorts;
 mod compiler_props;
+mod custom_sql;
 mod errors;
 mod funnels;
 mod guarantees;

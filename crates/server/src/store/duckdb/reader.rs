@@ -78,6 +78,7 @@ pub(super) fn to_duck(v: &SqlValue) -> Value {
         SqlValue::Bool(b) => Value::Boolean(*b),
         SqlValue::U128(k) => Value::UHugeInt(*k),
         SqlValue::TimestampMicros(us) => Value::Timestamp(TimeUnit::Microsecond, *us),
+        SqlValue::Null => Value::Null,
     }
 }
 
