@@ -12,4 +12,5 @@ pub mod funnel;
 pub mod insight;
 pub mod metric;
 pub mod retention;
+pub mod rfm;
 pub mod time;

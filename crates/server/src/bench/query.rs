@@ -23,6 +23,7 @@ use sightline_core::query::funnel::{compile_funnel, parse_funnel, shape_funnel};
 use sightline_core::query::insight::{MAX_LIMIT, parse_query};
 use sightline_core::query::metric::NoCatalog;
 use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
+use sightline_core::query::rfm::{compile_rfm, scored};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
@@ -136,6 +137,7 @@ enum Model {
     Insight,
     Funnel,
     Retention,
+    Rfm,
 }
 
 struct Case {
@@ -174,6 +176,7 @@ fn prop(cols: &PropertyColumns, key: &str, number: bool) -> String {
 
 fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
     let page = prop(cols, "page", false);
+    let customer = prop(cols, "customer_id", false);
     let amount = prop(cols, "amount", true);
     let end = start + Duration::days(90);
     let last_day = end - Duration::days(1);
@@ -268,7 +271,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
                   SELECT epoch_us(c), k, count(*)::DOUBLE FROM k WHERE k <= 12 GROUP BY 1, 2 \
                   UNION ALL SELECT epoch_us(c), -1, count(*)::DOUBLE FROM cohort GROUP BY 1 \
                   UNION ALL SELECT epoch_us(c), 100 + lastk, count(*)::DOUBLE \
-                    FROM (SELECT c, least(max(k), 12) AS lastk FROM k GROUP BY user_id, c) GROUP BY 1, 2 \
+                    FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= 12 GROUP BY user_id, c) GROUP BY 1, 2 \
                   ORDER BY 1, 2"
                 .into(),
             raw_params: vec![
@@ -279,6 +282,21 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
                 micros(start),
                 micros(end + Duration::weeks(13)),
             ],
+        },
+        Case {
+            name: "RFM scores (50k customers)",
+            model: Model::Rfm,
+            query: Value::Null,
+            raw_cols: vec![1, 2, 3],
+            raw: format!(
+                "WITH c AS (SELECT coalesce({customer}, user_id) AS customer_id, min(ts) AS first_ts, max(ts) AS last_ts, \
+                 count(*) AS n, coalesce(sum({amount}), 0) AS spent FROM events WHERE tenant_id = ? \
+                 AND event_name IN ('purchase', 'ticket_purchase') AND ts < ? GROUP BY 1) \
+                 SELECT customer_id, ntile(5) OVER (ORDER BY last_ts, customer_id)::DOUBLE, \
+                 ntile(5) OVER (ORDER BY n, customer_id)::DOUBLE, ntile(5) OVER (ORDER BY spent, customer_id)::DOUBLE \
+                 FROM c WHERE customer_id IS NOT NULL ORDER BY customer_id"
+            ),
+            raw_params: vec![text(TENANT), micros(start + Duration::days(120))],
         },
     ]
 }
@@ -315,6 +333,14 @@ async fn run_sightline(
             let answer = shape_funnel(&f, &rows, &[], range);
             let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
             return Ok((numbers, answer));
+        }
+        Model::Rfm => {
+            let compiled = compile_rfm(&tenant, None, now, cols);
+            let rows = reader.run(&compiled, limit).await?;
+            let mut all = scored(&rows);
+            all.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+            let numbers = all.iter().flat_map(|c| [c.r as f64, c.f as f64, c.m as f64]).collect();
+            return Ok((numbers, json!({"customers": all.len()})));
         }
         Model::Retention => {
             let r = parse_retention(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;

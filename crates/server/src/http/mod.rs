@@ -6,6 +6,7 @@ pub mod audit;
 pub mod behavior;
 pub mod custom_metrics;
 pub mod custom_sql;
+pub mod customers;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -115,6 +116,10 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             put(custom_metrics::replace).layer(small),
         ),
         r(M::DELETE, "/api/v1/analytics/custom-metrics/{name}", access::<CanAuthor>(), delete(custom_metrics::delete)),
+        // Customers (seed 001).
+        r(M::GET, "/api/v1/customers/rfm", access::<CanRead>(), get(customers::rfm)),
+        r(M::GET, "/api/v1/customers/insights", access::<CanRead>(), get(customers::insights)),
+        r(M::GET, "/api/v1/customers/segments", access::<CanRead>(), get(customers::segments)),
         // Sign-in (seeds 002 and 003) and the caller.
         r(M::POST, "/api/token", public, post(identity::obtain_pair).layer(small)),
         r(M::POST, "/api/token/refresh", public, post(identity::refresh_pair).layer(small)),

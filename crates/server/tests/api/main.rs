@@ -7,6 +7,7 @@ mod auth;
 mod cohorts;
 mod compiler_props;
 mod custom_sql;
+mod customers;
 mod errors;
 mod funnels;
 mod guarantees;

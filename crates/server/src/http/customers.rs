@@ -1,0 +1,191 @@
+//! Seed 001's customer analytics under `/api/v1/customers`: RFM scores, the insights
+//! summary and the segments, all from one scoring of every customer
+//! (`sightline_core::query::rfm`).
+
+use super::error::{ApiError, ApiResult};
+use super::extract::ApiQuery;
+use crate::analytics;
+use crate::app::AppState;
+use crate::auth::{Caller, CanRead};
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sightline_core::model::TenantId;
+use sightline_core::query::rfm::{SEGMENTS, Scored, compile_rfm, scored, segment_of};
+use sightline_core::query::time::{parse_range, parse_tz};
+
+/// A customer with no purchase for this long counts as churned.
+pub const CHURN_DAYS: i64 = 90;
+pub const NEW_DAYS: i64 = 30;
+
+async fn score_all(
+    state: &AppState,
+    tenant: &TenantId,
+    period: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Scored>> {
+    let since = match period.map(str::trim).filter(|p| !p.is_empty() && *p != "all") {
+        None => None,
+        Some(p) => {
+            let range = parse_range(&json!(p), "period").map_err(|e| ApiError::invalid(vec![e]))?;
+            let (w, _) =
+                range.resolve(parse_tz("UTC", "tz").expect("UTC"), now).map_err(|m| ApiError::field("period", m))?;
+            Some(w.start)
+        }
+    };
+    let compiled = compile_rfm(tenant, since, now, &state.property_columns);
+    let out = analytics::run_compiled(state, compiled, None).await?;
+    Ok(scored(&out.rows))
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RfmParams {
+    customer_id: Option<String>,
+    segment: Option<String>,
+    min_score: Option<u32>,
+    limit: Option<usize>,
+    period: Option<String>,
+}
+
+/// A segment as a client names it: its id (`cant_lose_them`) or its name, any case.
+fn names_segment(asked: &str, id: &str, name: &str) -> bool {
+    let norm = |s: &str| s.trim().to_ascii_lowercase().replace([' ', '-', '\''], "_");
+    norm(asked) == id || norm(asked) == norm(name)
+}
+
+fn segment_matches(asked: &str, r: u8, f: u8) -> bool {
+    let (id, name) = segment_of(r, f);
+    names_segment(asked, id, name)
+}
+
+/// `GET /customers/rfm`: scores, filtered by `customer_id`, `segment`, `min_score`; the
+/// `summary` covers every customer.
+pub async fn rfm(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<RfmParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = p.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::field("limit", "limit is 1 to 1000"));
+    }
+    if let Some(s) = &p.segment {
+        if !SEGMENTS.iter().any(|(id, name, ..)| names_segment(s, id, name)) {
+            let names: Vec<&str> = SEGMENTS.iter().map(|(_, n, ..)| *n).collect();
+            return Err(ApiError::field("segment", format!("unknown segment '{s}'; use one of {}", names.join(", "))));
+        }
+    }
+    let now = Utc::now();
+    let all = score_all(&state, &caller.tenant, p.period.as_deref(), now).await?;
+    let mut distribution = Map::new();
+    for (_, name, ..) in SEGMENTS {
+        distribution.insert((*name).into(), json!(0));
+    }
+    for c in &all {
+        let (_, name) = segment_of(c.r, c.f);
+        *distribution.get_mut(name).expect("every segment listed") =
+            json!(distribution[name].as_u64().unwrap_or(0) + 1);
+    }
+    let avg =
+        if all.is_empty() { 0.0 } else { all.iter().map(|c| c.rfm_score() as f64).sum::<f64>() / all.len() as f64 };
+    let mut chosen: Vec<&Scored> = all
+        .iter()
+        .filter(|c| p.customer_id.as_ref().is_none_or(|id| &c.customer_id == id))
+        .filter(|c| p.segment.as_ref().is_none_or(|s| segment_matches(s, c.r, c.f)))
+        .filter(|c| p.min_score.is_none_or(|m| c.rfm_score() >= m))
+        .collect();
+    chosen.sort_by(|a, b| b.rfm_score().cmp(&a.rfm_score()).then_with(|| a.customer_id.cmp(&b.customer_id)));
+    let truncated = chosen.len() > limit;
+    let data: Vec<Value> = chosen
+        .iter()
+        .take(limit)
+        .map(|c| {
+            json!({
+                "customer_id": c.customer_id,
+                "recency_score": c.r, "frequency_score": c.f, "monetary_score": c.m,
+                "rfm_score": c.rfm_score(),
+                "segment": segment_of(c.r, c.f).1,
+                "last_purchase": c.last_purchase.format("%Y-%m-%d").to_string(),
+                "total_purchases": c.purchases,
+                "total_spent": round2(c.spent),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "data": data,
+        "summary": {
+            "total_customers": all.len(),
+            "avg_rfm_score": round2(avg),
+            "segment_distribution": distribution,
+        },
+        "metadata": {"truncated": truncated, "as_of": now.to_rfc3339_opts(SecondsFormat::Secs, true)},
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InsightParams {
+    segment: Option<String>,
+    period: Option<String>,
+}
+
+/// `GET /customers/insights`: totals, customers new in 30 days, the share churned (no
+/// purchase in 90 days), average lifetime value, and the segments with counts.
+pub async fn insights(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<InsightParams>,
+) -> ApiResult<Json<Value>> {
+    let now = Utc::now();
+    let all = score_all(&state, &caller.tenant, p.period.as_deref(), now).await?;
+    let pick: Vec<&Scored> =
+        all.iter().filter(|c| p.segment.as_ref().is_none_or(|s| segment_matches(s, c.r, c.f))).collect();
+    let total = pick.len();
+    let new = pick.iter().filter(|c| c.first_purchase >= now - Duration::days(NEW_DAYS)).count();
+    let churned = pick.iter().filter(|c| c.last_purchase < now - Duration::days(CHURN_DAYS)).count();
+    let share = |n: usize| if total == 0 { 0.0 } else { round2(n as f64 * 100.0 / total as f64) };
+    let ltv = if total == 0 { 0.0 } else { round2(pick.iter().map(|c| c.spent).sum::<f64>() / total as f64) };
+    let segments: Vec<Value> = SEGMENTS
+        .iter()
+        .map(|(id, name, ..)| {
+            let n = pick.iter().filter(|c| segment_of(c.r, c.f).0 == *id).count();
+            json!({"id": id, "name": name, "count": n, "percentage": share(n)})
+        })
+        .collect();
+    Ok(Json(json!({
+        "total_customers": total,
+        "new_customers_30d": new,
+        "churn_rate": share(churned),
+        "average_ltv": ltv,
+        "segments": segments,
+    })))
+}
+
+/// `GET /customers/segments`: each RFM segment with its criteria, customers and their
+/// average revenue.
+pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let all = score_all(&state, &caller.tenant, None, Utc::now()).await?;
+    let list: Vec<Value> = SEGMENTS
+        .iter()
+        .map(|(id, name, description, r, f)| {
+            let members: Vec<&Scored> = all.iter().filter(|c| segment_of(c.r, c.f).0 == *id).collect();
+            let avg = if members.is_empty() {
+                0.0
+            } else {
+                round2(members.iter().map(|c| c.spent).sum::<f64>() / members.len() as f64)
+            };
+            json!({
+                "id": id, "name": name, "description": description,
+                "criteria": {"recency_score": {"min": r.0, "max": r.1}, "frequency_score": {"min": f.0, "max": f.1}},
+                "customer_count": members.len(),
+                "avg_revenue": avg,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"segments": list})))
+}
