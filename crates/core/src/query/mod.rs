@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod compile;
+pub mod conversations;
 pub mod custom;
 pub mod field;
 pub mod filter;

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod behavior;
+pub mod conversations;
 pub mod custom_metrics;
 pub mod custom_sql;
 pub mod customers;
@@ -100,6 +101,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::GET, "/api/v1/analytics/metrics", access::<CanRead>(), get(query::summary)),
         r(M::POST, "/api/v1/insights", access::<CanRead>(), post(query::insights).layer(small)),
         r(M::POST, "/api/v1/analytics/funnels", access::<CanRead>(), post(behavior::funnel).layer(small)),
+        r(M::GET, "/api/v1/analytics/conversations/analytics", access::<CanRead>(), get(conversations::analytics)),
         r(M::POST, "/api/v1/analytics/cohorts", access::<CanRead>(), post(behavior::cohorts).layer(small)),
         r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
         r(

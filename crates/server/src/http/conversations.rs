@@ -1,0 +1,120 @@
+//! Seed 004's `GET /api/v1/analytics/conversations/analytics`: summary, timeline and
+//! topics of conversations (`sightline_core::query::conversations` says who counts).
+
+use super::error::{ApiError, ApiResult};
+use super::extract::ApiQuery;
+use crate::app::AppState;
+use crate::auth::{Caller, CanRead};
+use axum::Json;
+use axum::extract::State;
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sightline_core::code::FieldError;
+use sightline_core::query::conversations::{summary_sql, timeline_sql, topics_sql};
+use sightline_core::query::time::{DateRange, Granularity, Named, parse_bound, parse_tz};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    bot_id: Option<String>,
+    period: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    group_by: Option<String>,
+    timezone: Option<String>,
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+pub async fn analytics(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<Params>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = Vec::new();
+    let tz = match &p.timezone {
+        None => chrono_tz::Tz::UTC,
+        Some(t) => parse_tz(t, "timezone").unwrap_or_else(|e| {
+            errors.push(e);
+            chrono_tz::Tz::UTC
+        }),
+    };
+    let period = p.period.as_deref().unwrap_or("week");
+    let range = match period {
+        "today" | "day" => Some(DateRange::Named(Named::Today)),
+        "week" => Some(DateRange::Between(
+            sightline_core::query::time::Bound::Ago(7, sightline_core::query::time::Unit::Day),
+            sightline_core::query::time::Bound::Now,
+        )),
+        "month" => Some(DateRange::Between(
+            sightline_core::query::time::Bound::Ago(30, sightline_core::query::time::Unit::Day),
+            sightline_core::query::time::Bound::Now,
+        )),
+        "custom" => match (&p.start_date, &p.end_date) {
+            (Some(s), Some(e)) => match (parse_bound(s, "start_date"), parse_bound(e, "end_date")) {
+                (Ok(s), Ok(e)) => Some(DateRange::Between(s, e)),
+                (a, b) => {
+                    errors.extend(a.err());
+                    errors.extend(b.err());
+                    None
+                }
+            },
+            _ => {
+                errors.push(FieldError::new("start_date", "period custom needs start_date and end_date"));
+                None
+            }
+        },
+        other => {
+            errors
+                .push(FieldError::new("period", format!("unknown period '{other}'; use today, week, month or custom")));
+            None
+        }
+    };
+    let g = match p.group_by.as_deref() {
+        None => Granularity::Day,
+        Some(g) => Granularity::parse(g).unwrap_or_else(|| {
+            errors.push(FieldError::new("group_by", format!("unknown group_by '{g}'; use hour, day, week or month")));
+            Granularity::Day
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let (w, _) = range.expect("checked").resolve(tz, Utc::now()).map_err(|m| ApiError::field("end_date", m))?;
+    let bot = p.bot_id.as_deref().filter(|b| !b.is_empty());
+    let limit = Duration::from_millis(state.config.query_timeout_ms);
+    let cols = &state.property_columns;
+    let tenant = &caller.tenant;
+    let (s_sql, s_params) = summary_sql(tenant, w, bot, cols);
+    let (t_sql, t_params) = timeline_sql(tenant, w, bot, g, tz, cols);
+    let (p_sql, p_params) = topics_sql(tenant, w, bot, cols);
+    let (summary, timeline, topics) = tokio::try_join!(
+        state.queries.run_sql(&s_sql, s_params, limit, 1),
+        state.queries.run_sql(&t_sql, t_params, limit, 10_000),
+        state.queries.run_sql(&p_sql, p_params, limit, 50),
+    )?;
+    let s = summary.rows.first().cloned().unwrap_or_default();
+    let total = s.first().map(num).unwrap_or(0.0);
+    let ratio = |n: f64| if total > 0.0 { (n / total * 10000.0).round() / 10000.0 } else { 0.0 };
+    let topic_total: f64 = topics.rows.iter().map(|r| num(&r[1])).sum();
+    Ok(Json(json!({
+        "summary": {
+            "total_conversations": total as u64,
+            "completed_conversations": s.get(1).map(num).unwrap_or(0.0) as u64,
+            "average_duration_seconds": s.get(3).and_then(Value::as_f64).map(|x| x.round()).unwrap_or(0.0),
+            "average_messages_per_conversation": s.get(4).and_then(Value::as_f64).map(|x| (x * 100.0).round() / 100.0).unwrap_or(0.0),
+            "resolution_rate": ratio(s.get(2).map(num).unwrap_or(0.0)),
+        },
+        "timeline": timeline.rows.iter().map(|r| json!({
+            "date": r[0], "conversations": r[1], "messages": r[2], "unique_users": r[3],
+        })).collect::<Vec<_>>(),
+        "topics": topics.rows.iter().map(|r| json!({
+            "topic": r[0], "count": r[1],
+            "percentage": if topic_total > 0.0 { (num(&r[1]) * 100.0 / topic_total).round() } else { 0.0 },
+        })).collect::<Vec<_>>(),
+        "period": {"start": w.start.to_rfc3339_opts(SecondsFormat::Secs, true), "end": w.end.to_rfc3339_opts(SecondsFormat::Secs, true)},
+    })))
+}
