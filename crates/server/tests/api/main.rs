@@ -6,6 +6,7 @@ mod analytics_query;
 mod auth;
 mod cohorts;
 mod compiler_props;
+mod conversations;
 mod custom_sql;
 mod customers;
 mod errors;
