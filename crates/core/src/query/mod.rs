@@ -15,3 +15,4 @@ pub mod metric;
 pub mod retention;
 pub mod rfm;
 pub mod time;
+pub mod user;

@@ -18,6 +18,7 @@ pub mod metric_records;
 pub mod ops;
 pub mod query;
 pub mod tenants;
+pub mod user_analytics;
 pub mod users;
 
 use crate::app::AppState;
@@ -102,6 +103,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::POST, "/api/v1/insights", access::<CanRead>(), post(query::insights).layer(small)),
         r(M::POST, "/api/v1/analytics/funnels", access::<CanRead>(), post(behavior::funnel).layer(small)),
         r(M::GET, "/api/v1/analytics/conversations/analytics", access::<CanRead>(), get(conversations::analytics)),
+        r(M::GET, "/api/v1/analytics/users/{user_id}/analytics", access::<CanRead>(), get(user_analytics::analytics)),
         r(M::POST, "/api/v1/analytics/cohorts", access::<CanRead>(), post(behavior::cohorts).layer(small)),
         r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
         r(

@@ -1,0 +1,121 @@
+//! Seed 004's `GET /api/v1/analytics/users/{user_id}/analytics`: one user's sessions,
+//! messages, satisfaction and topics in a date range, and their engagement as of now
+//! (`sightline_core::query::user` says who counts).
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::auth::{Caller, CanRead};
+use axum::Json;
+use axum::extract::State;
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sightline_core::code::FieldError;
+use sightline_core::query::time::{Bound, DateRange, Named, Unit, parse_bound, parse_tz};
+use sightline_core::query::user::{activity_sql, churn_risk, engagement_sql, topics_sql};
+use std::time::Duration;
+
+const METRICS: [&str; 6] = [
+    "total_sessions",
+    "total_messages",
+    "average_session_duration",
+    "last_active",
+    "satisfaction_score",
+    "topics_discussed",
+];
+
+#[derive(Debug, Deserialize)]
+pub struct Params {
+    start_date: Option<String>,
+    end_date: Option<String>,
+    metrics: Option<String>,
+    timezone: Option<String>,
+}
+
+pub async fn analytics(
+    caller: Caller<CanRead>,
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(p): ApiQuery<Params>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = Vec::new();
+    let tz = match &p.timezone {
+        None => chrono_tz::Tz::UTC,
+        Some(t) => parse_tz(t, "timezone").unwrap_or_else(|e| {
+            errors.push(e);
+            chrono_tz::Tz::UTC
+        }),
+    };
+    let mut bound = |v: &Option<String>, field: &str, default: Bound| match v.as_deref().filter(|s| !s.is_empty()) {
+        None => default,
+        Some(s) => parse_bound(s, field).unwrap_or_else(|e| {
+            errors.push(e);
+            default
+        }),
+    };
+    let start = bound(&p.start_date, "start_date", Bound::Ago(30, Unit::Day));
+    let end = bound(&p.end_date, "end_date", Bound::Now);
+    let wanted: Vec<String> = match p.metrics.as_deref().filter(|m| !m.trim().is_empty()) {
+        None => METRICS.iter().map(|m| (*m).to_owned()).collect(),
+        Some(list) => list.split(',').map(|m| m.trim().to_owned()).collect(),
+    };
+    for m in &wanted {
+        if !METRICS.contains(&m.as_str()) {
+            errors.push(FieldError::new("metrics", format!("unknown metric '{m}'; use any of {}", METRICS.join(", "))));
+        }
+    }
+    if user.is_empty() || user.chars().count() > 200 {
+        errors.push(FieldError::new("user_id", "user_id has 1 to 200 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let now = Utc::now();
+    let (w, _) = DateRange::Between(start, end).resolve(tz, now).map_err(|m| ApiError::field("end_date", m))?;
+    let (today, _) = DateRange::Named(Named::Today).resolve(tz, now).map_err(ApiError::internal)?;
+    let (days30, _) =
+        DateRange::Between(Bound::Ago(30, Unit::Day), Bound::Now).resolve(tz, now).map_err(ApiError::internal)?;
+    let limit = Duration::from_millis(state.config.query_timeout_ms);
+    let tenant = &caller.tenant;
+    let (a_sql, a_params) = activity_sql(tenant, &user, w);
+    let (t_sql, t_params) = topics_sql(tenant, &user, w);
+    let (e_sql, e_params) = engagement_sql(tenant, &user, days30, today, now, tz);
+    let (activity, topics, engagement) = tokio::try_join!(
+        state.queries.run_sql(&a_sql, a_params, limit, 1),
+        state.queries.run_sql(&t_sql, t_params, limit, 20),
+        state.queries.run_sql(&e_sql, e_params, limit, 1),
+    )?;
+    let eng = engagement.rows.first().cloned().unwrap_or_default();
+    if eng.get(4) != Some(&json!(true)) {
+        return Err(ApiError::not_found(format!("no events of user '{user}'")));
+    }
+    let a = activity.rows.first().cloned().unwrap_or_default();
+    let get = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
+    let mut all = Map::new();
+    all.insert("total_sessions".into(), get(0));
+    all.insert("average_session_duration".into(), get(1).as_f64().map(|x| json!(x.round() as i64)).unwrap_or(json!(0)));
+    all.insert("total_messages".into(), get(2));
+    all.insert("last_active".into(), get(3));
+    all.insert(
+        "satisfaction_score".into(),
+        get(4).as_f64().map(|x| json!((x * 100.0).round() / 100.0)).unwrap_or(Value::Null),
+    );
+    all.insert(
+        "topics_discussed".into(),
+        Value::Array(topics.rows.into_iter().filter_map(|r| r.into_iter().next()).collect()),
+    );
+    let metrics: Map<String, Value> = all.into_iter().filter(|(k, _)| wanted.contains(k)).collect();
+    let active_days = eng.get(1).and_then(Value::as_u64).unwrap_or(0) as u32;
+    let flag = |i: usize| eng.get(i) == Some(&json!(true));
+    Ok(Json(json!({
+        "user_id": user,
+        "metrics": metrics,
+        "engagement": {
+            "daily_active": flag(0),
+            "retention_30d": (active_days as f64 / 30.0 * 10000.0).round() / 10000.0,
+            "churn_risk": churn_risk(active_days, flag(2), flag(3)),
+        },
+        "date_range": {"start": w.start.to_rfc3339_opts(SecondsFormat::Secs, true), "end": w.end.to_rfc3339_opts(SecondsFormat::Secs, true)},
+    })))
+}
