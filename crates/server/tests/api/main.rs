@@ -22,3 +22,4 @@ mod metric_records;
 mod ops;
 mod read;
 mod restart;
+mod user_analytics;
