@@ -12,6 +12,7 @@ pub mod filter;
 pub mod funnel;
 pub mod insight;
 pub mod metric;
+pub mod realtime;
 pub mod retention;
 pub mod rfm;
 pub mod time;

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod metric_records;
 pub mod ops;
 pub mod query;
+pub mod realtime;
 pub mod tenants;
 pub mod user_analytics;
 pub mod users;
@@ -104,6 +105,7 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::POST, "/api/v1/analytics/funnels", access::<CanRead>(), post(behavior::funnel).layer(small)),
         r(M::GET, "/api/v1/analytics/conversations/analytics", access::<CanRead>(), get(conversations::analytics)),
         r(M::GET, "/api/v1/analytics/users/{user_id}/analytics", access::<CanRead>(), get(user_analytics::analytics)),
+        r(M::GET, "/api/v1/analytics/realtime", access::<CanRead>(), get(realtime::realtime)),
         r(M::POST, "/api/v1/analytics/cohorts", access::<CanRead>(), post(behavior::cohorts).layer(small)),
         r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
         r(
