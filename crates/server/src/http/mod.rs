@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, middleware, error rendering. Handlers are thin: they parse,
 //! call a store or the ingest queue, and shape the answer.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod behavior;
@@ -106,6 +107,11 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::GET, "/api/v1/analytics/conversations/analytics", access::<CanRead>(), get(conversations::analytics)),
         r(M::GET, "/api/v1/analytics/users/{user_id}/analytics", access::<CanRead>(), get(user_analytics::analytics)),
         r(M::GET, "/api/v1/analytics/realtime", access::<CanRead>(), get(realtime::realtime)),
+        r(M::GET, "/api/v1/analytics/alerts", access::<CanRead>(), get(alerts::list)),
+        r(M::POST, "/api/v1/analytics/alerts", access::<CanAuthor>(), post(alerts::create).layer(small)),
+        r(M::GET, "/api/v1/analytics/alerts/{id}", access::<CanRead>(), get(alerts::get)),
+        r(M::PUT, "/api/v1/analytics/alerts/{id}", access::<CanAuthor>(), put(alerts::replace).layer(small)),
+        r(M::DELETE, "/api/v1/analytics/alerts/{id}", access::<CanAuthor>(), delete(alerts::delete)),
         r(M::POST, "/api/v1/analytics/cohorts", access::<CanRead>(), post(behavior::cohorts).layer(small)),
         r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
         r(

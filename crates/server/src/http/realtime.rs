@@ -1,7 +1,7 @@
 //! Seed 004's `GET /api/v1/analytics/realtime`: the last 5 minutes against the same
 //! minutes a day earlier, and a traffic alert when the last 5 minutes are far from the
-//! usual (`sightline_core::query::realtime` says who counts). Alert rules of the tenant's
-//! own are not built yet.
+//! usual (`sightline_core::query::realtime` says who counts), and the tenant's alert
+//! rules that hold (`/api/v1/analytics/alerts`).
 
 use super::error::ApiResult;
 use crate::app::AppState;
@@ -23,7 +23,7 @@ pub async fn realtime(caller: Caller<CanRead>, State(state): State<AppState>) ->
     let (cur, prev, base) = (row("current").unwrap_or_default(), row("previous").unwrap_or_default(), row("baseline"));
     let at = |r: &Vec<Value>, i: usize| r.get(i).and_then(Value::as_f64);
     let per_minute = at(&cur, 3).map(|m| (m / WINDOW_MINUTES as f64 * 100.0).round() / 100.0);
-    let mut alerts = Vec::new();
+    let mut alerts = super::alerts::firing(&state, &caller.tenant, now).await?;
     if let Some((kind, message)) =
         traffic_alert(at(&cur, 6).unwrap_or(0.0), base.as_ref().and_then(|b| at(b, 6)).unwrap_or(0.0))
     {

@@ -233,10 +233,42 @@ pub trait CustomMetricStore: Send + Sync {
     async fn delete_custom_metric(&self, tenant: &TenantId, name: &str) -> StoreResult<bool>;
 }
 
+/// A tenant's alert rule: `metric` over the trailing `window_secs`, compared with
+/// `threshold` by `condition` (`gt`, `gte`, `lt`, `lte`, `eq`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRule {
+    pub id: String,
+    pub name: String,
+    pub metric: String,
+    pub condition: String,
+    pub threshold: f64,
+    pub window_secs: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait AlertRuleStore: Send + Sync {
+    async fn create_alert_rule(&self, tenant: &TenantId, rule: &AlertRule) -> StoreResult<()>;
+    async fn list_alert_rules(&self, tenant: &TenantId) -> StoreResult<Vec<AlertRule>>;
+    async fn get_alert_rule(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<AlertRule>>;
+    /// Replaces every field but the id and creation time; false when there is none.
+    async fn replace_alert_rule(&self, tenant: &TenantId, rule: &AlertRule) -> StoreResult<bool>;
+    async fn delete_alert_rule(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+}
+
 /// Everything the meta store holds.
 #[async_trait]
 pub trait MetaStore:
-    TenantStore + UserStore + KeyStore + SessionStore + AuditStore + IdempotencyStore + CustomMetricStore + 'static
+    TenantStore
+    + UserStore
+    + KeyStore
+    + SessionStore
+    + AuditStore
+    + IdempotencyStore
+    + CustomMetricStore
+    + AlertRuleStore
+    + 'static
 {
     /// A server-wide setting, created with `make` the first time it is asked for.
     async fn setting_or_init(&self, name: &str, make: &(dyn Fn() -> String + Sync)) -> StoreResult<String>;

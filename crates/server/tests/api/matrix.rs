@@ -115,12 +115,20 @@ async fn another_tenants_objects_are_404_on_every_id_route() {
     )
     .await;
     assert_eq!(s, 201);
+    let (s, rule, _) = send(
+        app.post("/api/v1/analytics/alerts")
+            .bearer_auth(&owner)
+            .json(&json!({"metric": "events", "condition": "gt", "threshold": 100})),
+    )
+    .await;
+    assert_eq!(s, 201, "{rule}");
     let ids = [
         ("/api/v1/analytics/events/{id}", ev["event_id"].as_str().unwrap()),
         ("/api/v1/users/{id}", user["id"].as_str().unwrap()),
         ("/api/v1/api-keys/{id}", key["id"].as_str().unwrap()),
         ("/api/v1/metrics/{id}", rec["id"].as_str().unwrap()),
         ("/api/v1/analytics/custom-metrics/{name}", "mine"),
+        ("/api/v1/analytics/alerts/{id}", rule["id"].as_str().unwrap()),
     ];
     let mut checked = 0;
     for spec in sightline::http::route_specs()
@@ -144,5 +152,5 @@ async fn another_tenants_objects_are_404_on_every_id_route() {
         assert_ne!(send(app.request("GET", &path).bearer_auth(&owner)).await.0, 404, "{path}");
         checked += 1;
     }
-    assert!(checked >= 11, "{checked}");
+    assert!(checked >= 14, "{checked}");
 }

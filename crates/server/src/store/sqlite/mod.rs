@@ -1,6 +1,7 @@
 //! The meta store on embedded SQLite through sqlx. Timestamps are stored as RFC 3339 text
 //! in UTC, so they sort and read the same from any client. One file per concern.
 
+mod alerts;
 mod audit;
 mod custom_metrics;
 mod idempotency;
