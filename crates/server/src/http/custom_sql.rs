@@ -33,7 +33,10 @@ fn parameter(v: &Value, i: usize) -> Result<SqlValue, FieldError> {
             ),
         },
         _ => {
-            return Err(FieldError::new(format!("parameters[{i}]"), "a parameter is a string, number, boolean or null"));
+            return Err(FieldError::new(
+                format!("parameters[{i}]"),
+                "a parameter is a string, number, boolean or null",
+            ));
         }
     })
 }
