@@ -6,6 +6,7 @@
 use super::error::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::store::StoreError;
 use axum::Json;
 use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
@@ -84,7 +85,19 @@ pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResul
     // Wrapped, so that the engine stops after the cap (the row past it says "truncated").
     let capped = format!("SELECT * FROM ({}) AS custom_query LIMIT {}", checked.sql, MAX_ROWS + 1);
     let started = Instant::now();
-    let answer = state.queries.run_sql(&capped, params, Duration::from_secs_f64(timeout), MAX_ROWS).await?;
+    let answer = match state.queries.run_sql(&capped, params, Duration::from_secs_f64(timeout), MAX_ROWS).await {
+        Ok(a) => a,
+        // The engine refused the client's own query (an unknown column, a bad cast): say why.
+        Err(StoreError::Backend(e)) => {
+            let text = format!("{e:#}");
+            let text = text.split(": Error code").next().unwrap_or(&text).trim().replace("__sl_", "");
+            return Err(ApiError::validation(
+                format!("the query failed: {text}"),
+                vec![FieldError::new("query", text.clone())],
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let elapsed = started.elapsed();
     let truncated = answer.rows.len() > MAX_ROWS;
     let results: Vec<Value> = answer

@@ -139,6 +139,32 @@ fn json_of(v: duckdb::types::Value) -> serde_json::Value {
         V::Text(s) => json!(s),
         V::Interval { months, days, nanos } => json!({"months": months, "days": days, "micros": nanos / 1000}),
         V::List(items) | V::Array(items) => serde_json::Value::Array(items.into_iter().map(json_of).collect()),
+        V::UHugeInt(n) => u64::try_from(n).map(|n| json!(n)).unwrap_or_else(|_| json!(n.to_string())),
+        V::Time64(u, n) => {
+            let us = micros(u, n);
+            let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+                (us / 1_000_000) as u32,
+                ((us % 1_000_000) * 1000) as u32,
+            );
+            t.map(|t| json!(t.format("%H:%M:%S%.f").to_string())).unwrap_or(serde_json::Value::Null)
+        }
+        V::Enum(s) => json!(s),
+        V::Struct(fields) => {
+            serde_json::Value::Object(fields.iter().map(|(k, v)| (k.clone(), json_of(v.clone()))).collect())
+        }
+        // A map with text keys is an object; other keys would not survive that, so a map of
+        // them is a list of {key, value}.
+        V::Map(entries) if entries.keys().all(|k| matches!(k, V::Text(_))) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (if let V::Text(k) = k { k.clone() } else { String::new() }, json_of(v.clone())))
+                .collect(),
+        ),
+        V::Map(entries) => serde_json::Value::Array(
+            entries.iter().map(|(k, v)| json!({"key": json_of(k.clone()), "value": json_of(v.clone())})).collect(),
+        ),
+        V::Union(inner) => json_of(*inner),
+        V::Blob(bytes) | V::Geometry(bytes) => json!(hex::encode(bytes)),
         other => json!(format!("{other:?}")),
     }
 }
