@@ -138,6 +138,8 @@ enum Model {
     Funnel,
     Retention,
     Rfm,
+    /// Custom SQL through the sandbox.
+    Sql,
 }
 
 struct Case {
@@ -298,6 +300,16 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
             ),
             raw_params: vec![text(TENANT), micros(start + Duration::days(120))],
         },
+        Case {
+            name: "custom SQL group-by through the sandbox",
+            model: Model::Sql,
+            query: json!("SELECT event_name, count(*) AS n, count(DISTINCT user_id) AS users FROM events GROUP BY 1 ORDER BY 1"),
+            raw_cols: vec![1, 2],
+            raw: "SELECT event_name, count(*)::DOUBLE, count(DISTINCT user_id)::DOUBLE FROM events WHERE tenant_id = ? \
+                  GROUP BY 1 ORDER BY 1"
+                .into(),
+            raw_params: vec![text(TENANT)],
+        },
     ]
 }
 
@@ -333,6 +345,14 @@ async fn run_sightline(
             let answer = shape_funnel(&f, &rows, &[], range);
             let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
             return Ok((numbers, answer));
+        }
+        Model::Sql => {
+            let sql = c.query.as_str().unwrap_or_default();
+            let checked = sightline_core::custom_sql::sandbox(sql, &tenant, 0).map_err(|r| anyhow::anyhow!("{r}"))?;
+            let capped = format!("SELECT * FROM ({}) AS custom_query LIMIT 10001", checked.sql);
+            let answer = reader.run_sql(&capped, Vec::new(), limit, 10_000).await?;
+            let numbers = answer.rows.iter().flat_map(|r| r.iter().skip(1).filter_map(Value::as_f64)).collect();
+            return Ok((numbers, json!({"rows": answer.rows.len()})));
         }
         Model::Rfm => {
             let compiled = compile_rfm(&tenant, None, now, cols);
