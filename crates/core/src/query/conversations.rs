@@ -87,11 +87,11 @@ pub fn timeline_sql(
     b.into_parts()
 }
 
-/// Topics: (topic, conversations), most first, at most 50.
+/// Topics: (topic, conversations, conversations with any topic), most first, at most 50.
 pub fn topics_sql(tenant: &TenantId, w: Window, bot: Option<&str>, cols: &PropertyColumns) -> (String, Vec<SqlValue>) {
     let mut b = SqlBuilder::new("");
     conversations(&mut b, tenant, w, cols);
-    b.push(" SELECT topic, count(*) AS n FROM conv WHERE topic IS NOT NULL");
+    b.push(" SELECT topic, count(*) AS n, sum(count(*)) OVER () AS all_topics FROM conv WHERE topic IS NOT NULL");
     if let Some(bot) = bot {
         b.push_bind(" AND bot = ", SqlValue::Text(bot.to_owned()));
     }

@@ -84,6 +84,14 @@ pub async fn analytics(
         return Err(ApiError::invalid(errors));
     }
     let (w, _) = range.expect("checked").resolve(tz, Utc::now()).map_err(|m| ApiError::field("end_date", m))?;
+    // A week or month of days holds today whole, as `today` does (ingest takes events
+    // stamped up to a day ahead).
+    let w = if matches!(period, "week" | "month") {
+        let (today, _) = DateRange::Named(Named::Today).resolve(tz, Utc::now()).map_err(ApiError::internal)?;
+        sightline_core::query::time::Window { start: w.start, end: today.end }
+    } else {
+        w
+    };
     let bot = p.bot_id.as_deref().filter(|b| !b.is_empty());
     let limit = Duration::from_millis(state.config.query_timeout_ms);
     let cols = &state.property_columns;
@@ -96,10 +104,17 @@ pub async fn analytics(
         state.queries.run_sql(&t_sql, t_params, limit, 10_000),
         state.queries.run_sql(&p_sql, p_params, limit, 50),
     )?;
+    if timeline.truncated {
+        return Err(ApiError::field(
+            "group_by",
+            "the timeline has more than 10,000 buckets with conversations; use a coarser group_by or a shorter period",
+        ));
+    }
     let s = summary.rows.first().cloned().unwrap_or_default();
     let total = s.first().map(num).unwrap_or(0.0);
     let ratio = |n: f64| if total > 0.0 { (n / total * 10000.0).round() / 10000.0 } else { 0.0 };
-    let topic_total: f64 = topics.rows.iter().map(|r| num(&r[1])).sum();
+    // The share of conversations with a topic, counting the topics beyond the 50 listed.
+    let topic_total: f64 = topics.rows.first().map(|r| num(&r[2])).unwrap_or(0.0);
     Ok(Json(json!({
         "summary": {
             "total_conversations": total as u64,

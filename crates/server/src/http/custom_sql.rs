@@ -99,7 +99,7 @@ pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResul
         Err(other) => return Err(other.into()),
     };
     let elapsed = started.elapsed();
-    let truncated = answer.rows.len() > MAX_ROWS;
+    let truncated = answer.truncated;
     let results: Vec<Value> = answer
         .rows
         .into_iter()

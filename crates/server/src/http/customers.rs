@@ -26,16 +26,17 @@ async fn score_all(
     period: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<Scored>> {
-    let since = match period.map(str::trim).filter(|p| !p.is_empty() && *p != "all") {
-        None => None,
+    let (since, until) = match period.map(str::trim).filter(|p| !p.is_empty() && *p != "all") {
+        None => (None, now),
         Some(p) => {
             let range = parse_range(&json!(p), "period").map_err(|e| ApiError::invalid(vec![e]))?;
             let (w, _) =
                 range.resolve(parse_tz("UTC", "tz").expect("UTC"), now).map_err(|m| ApiError::field("period", m))?;
-            Some(w.start)
+            // A period that has ended stops there; one still running stops now.
+            (Some(w.start), w.end.min(now))
         }
     };
-    let compiled = compile_rfm(tenant, since, now, &state.property_columns);
+    let compiled = compile_rfm(tenant, since, until, &state.property_columns);
     let out = analytics::run_compiled(state, compiled, None).await?;
     Ok(scored(&out.rows))
 }
@@ -59,6 +60,14 @@ fn names_segment(asked: &str, id: &str, name: &str) -> bool {
     norm(asked) == id || norm(asked) == norm(name)
 }
 
+fn check_segment(s: &str) -> ApiResult<()> {
+    if SEGMENTS.iter().any(|(id, name, ..)| names_segment(s, id, name)) {
+        return Ok(());
+    }
+    let names: Vec<&str> = SEGMENTS.iter().map(|(_, n, ..)| *n).collect();
+    Err(ApiError::field("segment", format!("unknown segment '{s}'; use one of {}", names.join(", "))))
+}
+
 fn segment_matches(asked: &str, r: u8, f: u8) -> bool {
     let (id, name) = segment_of(r, f);
     names_segment(asked, id, name)
@@ -76,10 +85,7 @@ pub async fn rfm(
         return Err(ApiError::field("limit", "limit is 1 to 1000"));
     }
     if let Some(s) = &p.segment {
-        if !SEGMENTS.iter().any(|(id, name, ..)| names_segment(s, id, name)) {
-            let names: Vec<&str> = SEGMENTS.iter().map(|(_, n, ..)| *n).collect();
-            return Err(ApiError::field("segment", format!("unknown segment '{s}'; use one of {}", names.join(", "))));
-        }
+        check_segment(s)?;
     }
     let now = Utc::now();
     let all = score_all(&state, &caller.tenant, p.period.as_deref(), now).await?;
@@ -141,6 +147,9 @@ pub async fn insights(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<InsightParams>,
 ) -> ApiResult<Json<Value>> {
+    if let Some(s) = &p.segment {
+        check_segment(s)?;
+    }
     let now = Utc::now();
     let all = score_all(&state, &caller.tenant, p.period.as_deref(), now).await?;
     let pick: Vec<&Scored> =
@@ -181,7 +190,13 @@ pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) ->
             };
             json!({
                 "id": id, "name": name, "description": description,
-                "criteria": {"recency_score": {"min": r.0, "max": r.1}, "frequency_score": {"min": f.0, "max": f.1}},
+                // Seed 001's bounds of the three-digit score, and the R and F ranges that decide.
+                "criteria": {
+                    "rfm_min": r.0 as u32 * 100 + f.0 as u32 * 10 + 1,
+                    "rfm_max": r.1 as u32 * 100 + f.1 as u32 * 10 + 5,
+                    "recency_score": {"min": r.0, "max": r.1},
+                    "frequency_score": {"min": f.0, "max": f.1},
+                },
                 "customer_count": members.len(),
                 "avg_revenue": avg,
             })

@@ -76,6 +76,8 @@ pub async fn analytics(
     let (today, _) = DateRange::Named(Named::Today).resolve(tz, now).map_err(ApiError::internal)?;
     let (days30, _) =
         DateRange::Between(Bound::Ago(30, Unit::Day), Bound::Now).resolve(tz, now).map_err(ApiError::internal)?;
+    // The last 30 local days with today whole: an event stamped later today counts.
+    let days30 = sightline_core::query::time::Window { start: days30.start, end: today.end };
     let limit = Duration::from_millis(state.config.query_timeout_ms);
     let tenant = &caller.tenant;
     let (a_sql, a_params) = activity_sql(tenant, &user, w);

@@ -73,6 +73,8 @@ pub trait MetricReader: Send + Sync + 'static {
 pub struct SqlAnswer {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+    /// More rows than asked for were there.
+    pub truncated: bool,
 }
 
 /// Runs what the query compiler produced.

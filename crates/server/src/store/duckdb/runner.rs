@@ -81,6 +81,7 @@ fn read_any(
     let mut rows = stmt.query(params_from_iter(params.iter().map(to_duck)))?;
     let mut out = Vec::new();
     let mut columns = Vec::new();
+    let mut truncated = false;
     while let Some(r) = rows.next()? {
         if columns.is_empty() {
             let s = r.as_ref();
@@ -88,7 +89,7 @@ fn read_any(
                 (0..s.column_count()).map(|i| s.column_name(i).map(|n| n.to_string()).unwrap_or_default()).collect();
         }
         if out.len() >= max_rows {
-            out.push(Vec::new()); // one more than asked: the caller says "truncated"
+            truncated = true;
             break;
         }
         let mut row = Vec::with_capacity(columns.len());
@@ -102,7 +103,7 @@ fn read_any(
         let s = rows.as_ref().expect("a statement that ran");
         columns = (0..s.column_count()).map(|i| s.column_name(i).map(|n| n.to_string()).unwrap_or_default()).collect();
     }
-    Ok(SqlAnswer { columns, rows: out })
+    Ok(SqlAnswer { columns, rows: out, truncated })
 }
 
 /// A DuckDB value as JSON: numbers as numbers, times as RFC 3339, the rest as text.
