@@ -15,5 +15,6 @@ pub mod metric;
 pub mod realtime;
 pub mod retention;
 pub mod rfm;
+pub mod segment;
 pub mod time;
 pub mod user;

@@ -19,6 +19,7 @@ pub mod metric_records;
 pub mod ops;
 pub mod query;
 pub mod realtime;
+pub mod segments;
 pub mod tenants;
 pub mod user_analytics;
 pub mod users;
@@ -112,6 +113,12 @@ fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         r(M::GET, "/api/v1/analytics/alerts/{id}", access::<CanRead>(), get(alerts::get)),
         r(M::PUT, "/api/v1/analytics/alerts/{id}", access::<CanAuthor>(), put(alerts::replace).layer(small)),
         r(M::DELETE, "/api/v1/analytics/alerts/{id}", access::<CanAuthor>(), delete(alerts::delete)),
+        r(M::GET, "/api/v1/analytics/segments", access::<CanRead>(), get(segments::list)),
+        r(M::POST, "/api/v1/analytics/segments", access::<CanAuthor>(), post(segments::create).layer(small)),
+        r(M::GET, "/api/v1/analytics/segments/{id}", access::<CanRead>(), get(segments::get)),
+        r(M::PUT, "/api/v1/analytics/segments/{id}", access::<CanAuthor>(), put(segments::replace).layer(small)),
+        r(M::DELETE, "/api/v1/analytics/segments/{id}", access::<CanAuthor>(), delete(segments::delete)),
+        r(M::GET, "/api/v1/analytics/segments/{id}/members", access::<CanRead>(), get(segments::members)),
         r(M::POST, "/api/v1/analytics/cohorts", access::<CanRead>(), post(behavior::cohorts).layer(small)),
         r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
         r(

@@ -257,6 +257,26 @@ pub trait AlertRuleStore: Send + Sync {
     async fn delete_alert_rule(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
 }
 
+/// A tenant's user segment: its conditions as the client gave them (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub id: String,
+    pub name: String,
+    pub conditions: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait SegmentStore: Send + Sync {
+    /// Conflict when the tenant has a segment of that name.
+    async fn create_segment(&self, tenant: &TenantId, segment: &Segment) -> StoreResult<()>;
+    async fn list_segments(&self, tenant: &TenantId) -> StoreResult<Vec<Segment>>;
+    async fn get_segment(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<Segment>>;
+    async fn replace_segment(&self, tenant: &TenantId, segment: &Segment) -> StoreResult<bool>;
+    async fn delete_segment(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+}
+
 /// Everything the meta store holds.
 #[async_trait]
 pub trait MetaStore:
@@ -268,6 +288,7 @@ pub trait MetaStore:
     + IdempotencyStore
     + CustomMetricStore
     + AlertRuleStore
+    + SegmentStore
     + 'static
 {
     /// A server-wide setting, created with `make` the first time it is asked for.

@@ -22,4 +22,5 @@ mod metric_records;
 mod ops;
 mod read;
 mod restart;
+mod segments;
 mod user_analytics;

@@ -122,6 +122,11 @@ async fn another_tenants_objects_are_404_on_every_id_route() {
     )
     .await;
     assert_eq!(s, 201, "{rule}");
+    let (s, seg, _) = send(app.post("/api/v1/analytics/segments").bearer_auth(&owner).json(&json!({
+        "segment_name": "power_users", "conditions": [{"field": "total_events", "operator": ">", "value": 0}]
+    })))
+    .await;
+    assert_eq!(s, 201, "{seg}");
     let ids = [
         ("/api/v1/analytics/events/{id}", ev["event_id"].as_str().unwrap()),
         ("/api/v1/users/{id}", user["id"].as_str().unwrap()),
@@ -129,6 +134,8 @@ async fn another_tenants_objects_are_404_on_every_id_route() {
         ("/api/v1/metrics/{id}", rec["id"].as_str().unwrap()),
         ("/api/v1/analytics/custom-metrics/{name}", "mine"),
         ("/api/v1/analytics/alerts/{id}", rule["id"].as_str().unwrap()),
+        ("/api/v1/analytics/segments/{id}", seg["id"].as_str().unwrap()),
+        ("/api/v1/analytics/segments/{id}/members", seg["id"].as_str().unwrap()),
     ];
     let mut checked = 0;
     for spec in sightline::http::route_specs()
@@ -152,5 +159,5 @@ async fn another_tenants_objects_are_404_on_every_id_route() {
         assert_ne!(send(app.request("GET", &path).bearer_auth(&owner)).await.0, 404, "{path}");
         checked += 1;
     }
-    assert!(checked >= 14, "{checked}");
+    assert!(checked >= 18, "{checked}");
 }

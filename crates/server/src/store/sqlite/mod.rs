@@ -6,6 +6,7 @@ mod audit;
 mod custom_metrics;
 mod idempotency;
 mod keys;
+mod segments;
 mod sessions;
 mod tenants;
 mod users;
