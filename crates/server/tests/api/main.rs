@@ -24,3 +24,4 @@ mod read;
 mod restart;
 mod segments;
 mod user_analytics;
+mod realtime;
