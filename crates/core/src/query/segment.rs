@@ -228,6 +228,15 @@ pub fn count_sql(tenant: &TenantId, conds: &[Condition], now: DateTime<Utc>) -> 
     b.into_parts()
 }
 
+/// One row: the number of members and their average `total_spent`.
+pub fn summary_sql(tenant: &TenantId, conds: &[Condition], now: DateTime<Utc>) -> (String, Vec<SqlValue>) {
+    let mut b = SqlBuilder::new("");
+    users(&mut b, tenant, now);
+    b.push(" SELECT count(*), coalesce(avg(total_spent), 0) FROM s");
+    where_sql(&mut b, conds);
+    b.into_parts()
+}
+
 /// Members with their fields, most recently active first.
 pub fn members_sql(
     tenant: &TenantId,

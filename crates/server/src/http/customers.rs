@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sightline_core::model::TenantId;
 use sightline_core::query::rfm::{SEGMENTS, Scored, compile_rfm, scored, segment_of};
+use sightline_core::query::segment::{parse_conditions, summary_sql};
 use sightline_core::query::time::{parse_range, parse_tz};
 
 /// A customer with no purchase for this long counts as churned.
@@ -202,5 +203,21 @@ pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) ->
             })
         })
         .collect();
+    // The tenant's own segments (`/api/v1/analytics/segments`) follow the RFM ones.
+    let mut list = list;
+    let limit = std::time::Duration::from_millis(state.config.query_timeout_ms);
+    for seg in state.meta.list_segments(&caller.tenant).await? {
+        let now = Utc::now();
+        let Ok(conds) = parse_conditions(&seg.conditions, now) else { continue };
+        let (sql, params) = summary_sql(&caller.tenant, &conds, now);
+        let row = state.queries.run_sql(&sql, params, limit, 1).await?.rows.into_iter().next().unwrap_or_default();
+        list.push(json!({
+            "id": seg.id, "name": seg.name, "description": null,
+            "criteria": {"conditions": seg.conditions},
+            "customer_count": row.first().and_then(Value::as_u64).unwrap_or(0),
+            "avg_revenue": row.get(1).and_then(Value::as_f64).map(round2).unwrap_or(0.0),
+            "custom": true,
+        }));
+    }
     Ok(Json(json!({"segments": list})))
 }

@@ -181,6 +181,20 @@ async fn members_match_the_model_for_the_seeds_conditions_and_more() {
     // Read back, list, replace, delete.
     let (_, list, _) = send(app.get(SEGMENTS).bearer_auth(&tok)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 5);
+    // Seed 001's customer segments list the tenant's own after the RFM ones, with the
+    // same members and their average spend.
+    let (_, cs, _) = send(app.get("/api/v1/customers/segments").bearer_auth(&tok)).await;
+    let own: Vec<&Value> = cs["segments"].as_array().unwrap().iter().filter(|x| x["custom"] == true).collect();
+    assert_eq!(own.len(), 5, "{cs}");
+    let spend_seg = own.iter().find(|x| x["name"] == "seg2").expect("seg2 listed");
+    let members: Vec<&Fields> = model.values().filter(|f| f.total_spent >= 150.0).collect();
+    assert_eq!(spend_seg["customer_count"], members.len());
+    let avg = if members.is_empty() {
+        0.0
+    } else {
+        members.iter().map(|f| f.total_spent).sum::<f64>() / members.len() as f64
+    };
+    assert!((spend_seg["avg_revenue"].as_f64().unwrap() - avg).abs() < 0.01, "{spend_seg} vs {avg}");
     let id = list["data"][0]["id"].as_str().unwrap().to_owned();
     let (s, b, _) = send(app.request("PUT", &format!("{SEGMENTS}/{id}")).bearer_auth(&tok).json(&json!({
         "segment_name": "everyone", "conditions": [{"field": "total_events", "operator": ">=", "value": 1}]
