@@ -21,7 +21,7 @@ mod matrix;
 mod metric_records;
 mod ops;
 mod read;
+mod realtime;
 mod restart;
 mod segments;
 mod user_analytics;
-mod realtime;
