@@ -24,28 +24,6 @@ const RECORDS: &str = "/api/v1/metrics";
 // Generated data
 // ---------------------------------------------------------------------------------------
 
-/// splitmix64: small, seeded, good enough to spread events.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick(&mut self, xs: &[&'static str]) -> &'static str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
-
 const PAGES: [&str; 4] = ["home", "pricing", "checkout", "docs"];
 const PLANS: [&str; 3] = ["free", "pro", "team"];
 const CHANNELS: [&str; 3] = ["web", "whatsapp", "telegram"];
