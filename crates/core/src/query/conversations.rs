@@ -22,14 +22,7 @@ use crate::sql::{SqlBuilder, SqlValue};
 fn conversations(b: &mut SqlBuilder, tenant: &TenantId, w: Window, cols: &PropertyColumns) {
     let prop = |b: &mut SqlBuilder, key: &str| {
         let path = super::field::PropertyPath::parse(key).expect("a valid key");
-        match cols.column(&path) {
-            Some(c) => {
-                b.push_trusted(&c);
-            }
-            None => {
-                b.push("json_extract_string(properties, ").bind(SqlValue::Text(path.json_path())).push(")");
-            }
-        }
+        super::compile::text_of(b, cols, &super::field::Field::Property(path));
     };
     b.push("WITH ev AS (SELECT ");
     prop(b, "conversation_id");

@@ -13,7 +13,7 @@
 
 use super::answer::Row;
 use super::compile::{Compiled, Layout};
-use super::field::{PropertyColumns, PropertyPath};
+use super::field::{Field, PropertyColumns, PropertyPath};
 use super::metric::PURCHASE_EVENTS;
 use crate::model::TenantId;
 use crate::sql::{SqlBuilder, SqlValue};
@@ -70,14 +70,8 @@ pub fn compile_rfm(
 ) -> Compiled {
     let amount = PropertyPath::parse("amount").expect("a valid key");
     let customer = PropertyPath::parse("customer_id").expect("a valid key");
-    let read = |b: &mut SqlBuilder, p: &PropertyPath| match cols.column(p) {
-        Some(c) => {
-            b.push_trusted(&c);
-        }
-        None => {
-            b.push("json_extract_string(properties, ").bind(SqlValue::Text(p.json_path())).push(")");
-        }
-    };
+    // A kept column when there is one, else the JSON.
+    let read = |b: &mut SqlBuilder, p: &PropertyPath| super::compile::text_of(b, cols, &Field::Property(p.clone()));
     let mut b = SqlBuilder::new("WITH p AS (SELECT coalesce(");
     read(&mut b, &customer);
     b.push(", user_id) AS customer_id, ts, TRY_CAST(");
