@@ -253,10 +253,10 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         let bad = |name: &str, why: &str| Err(anyhow::anyhow!("invalid configuration: {name} {why}"));
-        if let Some(s) = &self.jwt_secret {
-            if s.expose().len() < 16 {
-                return bad("jwt_secret (SIGHTLINE_JWT_SECRET)", "must be at least 16 characters");
-            }
+        if let Some(s) = &self.jwt_secret
+            && s.expose().len() < 16
+        {
+            return bad("jwt_secret (SIGHTLINE_JWT_SECRET)", "must be at least 16 characters");
         }
         match (&self.admin_username, &self.admin_password) {
             (Some(_), None) | (None, Some(_)) => {

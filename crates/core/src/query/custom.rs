@@ -66,10 +66,10 @@ pub fn parse_custom_metric(v: &Value, name_from_path: Option<&str>) -> Result<Cu
             None
         }
     };
-    if let Some(n) = &name {
-        if let Err(m) = check_custom_name(n) {
-            errors.push(FieldError::new("metric_name", m));
-        }
+    if let Some(n) = &name
+        && let Err(m) = check_custom_name(n)
+    {
+        errors.push(FieldError::new("metric_name", m));
     }
     let kind = text("type", &mut errors).unwrap_or_else(|| "number".into()).to_ascii_lowercase();
     if !TYPES.contains(&kind.as_str()) {

@@ -106,10 +106,10 @@ impl Measure {
         if agg == Aggregation::Users && source == Source::MetricRecords {
             return Err("metric records have no users; use count or an aggregation of value".into());
         }
-        if let Some(f) = &field {
-            if f.source() != source {
-                return Err(format!("{f} is not a field of {}", source.table()));
-            }
+        if let Some(f) = &field
+            && f.source() != source
+        {
+            return Err(format!("{f} is not a field of {}", source.table()));
         }
         let field = if agg.needs_field() { field } else { None };
         Ok(Measure { source, agg, field, filter })

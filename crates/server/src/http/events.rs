@@ -53,7 +53,7 @@ pub async fn track_event(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<Value>> {
     let now = now();
-    let ev = parse_event(body, "", now, new_id).map_err(|errs| invalid_event(errs))?;
+    let ev = parse_event(body, "", now, new_id).map_err(invalid_event)?;
     let (id, ts) = (ev.event_id.clone(), ev.timestamp);
     commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
     Ok(Json(json!({ "success": true, "tracked": true, "event_id": id, "timestamp": rfc3339(ts) })))
@@ -201,10 +201,10 @@ pub async fn list_events(
         errors.push(e);
         None
     });
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
-            errors.push(FieldError::new("end_date", "end_date is before start_date"));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e < s
+    {
+        errors.push(FieldError::new("end_date", "end_date is before start_date"));
     }
     if p.limit == Some(0) {
         errors.push(FieldError::new("limit", "limit must be at least 1"));

@@ -103,16 +103,13 @@ pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Re
         let mut res = StatusCode::NO_CONTENT.into_response();
         let h = res.headers_mut();
         h.insert(header::VARY, HeaderValue::from_static("origin"));
-        if let Some(o) = origin.filter(|o| state.cors.allows_preflight(o)) {
-            if let Ok(v) = HeaderValue::from_str(&o) {
-                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_METHODS,
-                    HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),
-                );
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
-                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-            }
+        if let Some(o) = origin.filter(|o| state.cors.allows_preflight(o))
+            && let Ok(v) = HeaderValue::from_str(&o)
+        {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         }
         return res;
     }
@@ -121,11 +118,11 @@ pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Re
         let tenant = res.extensions().get::<AnsweredFor>().map(|a| a.0.clone());
         let h = res.headers_mut();
         h.append(header::VARY, HeaderValue::from_static("origin"));
-        if state.cors.allows(&o, tenant.as_ref()) {
-            if let Ok(v) = HeaderValue::from_str(&o) {
-                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-                h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
-            }
+        if state.cors.allows(&o, tenant.as_ref())
+            && let Ok(v) = HeaderValue::from_str(&o)
+        {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
         }
     }
     res

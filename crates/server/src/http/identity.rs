@@ -49,10 +49,11 @@ async fn sign_in(state: &AppState, c: Credentials, headers: &HeaderMap, ip: &Opt
     if password.is_empty() {
         errors.push(FieldError::new("password", "password is required"));
     }
-    if let Some(g) = c.grant_type.as_deref() {
-        if !g.is_empty() && g != "password" {
-            errors.push(FieldError::new("grant_type", format!("grant_type '{g}' is not supported; use password")));
-        }
+    if let Some(g) = c.grant_type.as_deref()
+        && !g.is_empty()
+        && g != "password"
+    {
+        errors.push(FieldError::new("grant_type", format!("grant_type '{g}' is not supported; use password")));
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));

@@ -341,10 +341,10 @@ async fn filter_of(
         errors.push(e);
         None
     });
-    if let (Some(s), Some(e)) = (start, end) {
-        if e <= s {
-            errors.push(FieldError::new("end_date", "end_date is before start_date"));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        errors.push(FieldError::new("end_date", "end_date is before start_date"));
     }
     if p.limit == Some(0) {
         errors.push(FieldError::new("limit", "limit must be at least 1"));

@@ -293,10 +293,10 @@ mod tests {
     impl EventSink for GatedSink {
         fn commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
             self.gate.lock().unwrap().recv().ok();
-            if let Some(bad) = self.fail_on {
-                if rows.iter().any(|r| r.name == bad) {
-                    anyhow::bail!("refused");
-                }
+            if let Some(bad) = self.fail_on
+                && rows.iter().any(|r| r.name == bad)
+            {
+                anyhow::bail!("refused");
             }
             self.groups.lock().unwrap().push(rows.len());
             Ok(CommitOutcome { inserted: rows.len() as u64 })

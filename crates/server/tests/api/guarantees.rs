@@ -88,7 +88,7 @@ async fn a_retry_while_the_first_runs_is_a_409_and_exactly_one_runs() {
     }
     let ran = outcomes.get(&(200, false)).copied().unwrap_or(0);
     assert_eq!(ran, 1, "exactly one request ran: {outcomes:?}");
-    for (k, _) in &outcomes {
+    for k in outcomes.keys() {
         assert!(matches!(k, (200, false) | (200, true) | (409, false)), "{outcomes:?}");
     }
     let (_, page, _) = send(app.get("/api/v1/analytics/events?page=1&limit=1").bearer_auth(admin())).await;

@@ -82,7 +82,7 @@ impl Rec {
     }
 
     fn dimensions(&self) -> Value {
-        let mut d = json!({"partner_type": if self.n % 2 == 0 { "individual" } else { "organization" }});
+        let mut d = json!({"partner_type": if self.n.is_multiple_of(2) { "individual" } else { "organization" }});
         if let Some(c) = &self.country {
             d["country"] = json!(c);
         }

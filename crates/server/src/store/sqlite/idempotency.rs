@@ -18,7 +18,7 @@ impl IdempotencyStore for SqliteMeta {
         stale: Duration,
     ) -> StoreResult<IdempotencyClaim> {
         // Now and then, expired entries go; most claims do not pay for it.
-        if PURGE_TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000 == 0 {
+        if PURGE_TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(1000) {
             sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
                 .bind(ts(now))
                 .execute(&self.writer)
@@ -68,7 +68,7 @@ impl IdempotencyStore for SqliteMeta {
         }
         let headers: Option<String> = row.try_get("headers").map_err(backend)?;
         let headers: Vec<(String, String)> =
-            serde_json::from_str(headers.as_deref().unwrap_or("[]")).map_err(|e| backend_json(e))?;
+            serde_json::from_str(headers.as_deref().unwrap_or("[]")).map_err(backend_json)?;
         Ok(IdempotencyClaim::Replay(StoredResponse {
             status: row.try_get::<i64, _>("status").map_err(backend)? as u16,
             headers,

@@ -94,10 +94,10 @@ pub(super) fn parse_opt_ts(s: Option<String>) -> anyhow::Result<Option<DateTime<
 }
 
 pub(super) fn backend(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Conflict(db.message().to_owned());
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(db.message().to_owned());
     }
     StoreError::Backend(e.into())
 }
