@@ -71,13 +71,31 @@ pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: 
         Kind::Trend => {
             let g = q.granularity.expect("a trend has a granularity");
             let all = buckets(window, g, q.tz).unwrap_or_default();
-            let by_bucket: HashMap<NaiveDateTime, &Row> =
-                rows.iter().filter_map(|r| r.bucket.map(|b| (b, r))).collect();
-            let series: Vec<Value> = q
-                .series
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
+            // One line per breakdown value (one in all without a breakdown), the `limit`
+            // with the largest total of the first series first.
+            let mut groups: Vec<(Vec<Option<String>>, HashMap<NaiveDateTime, &Row>)> = Vec::new();
+            for r in rows {
+                let Some(b) = r.bucket else { continue };
+                match groups.iter_mut().find(|(d, _)| *d == r.dims) {
+                    Some((_, m)) => {
+                        m.insert(b, r);
+                    }
+                    None => groups.push((r.dims.clone(), HashMap::from([(b, r)]))),
+                }
+            }
+            if groups.is_empty() && q.by.is_empty() {
+                groups.push((Vec::new(), HashMap::new()));
+            }
+            let total = |m: &HashMap<NaiveDateTime, &Row>| {
+                m.values().filter_map(|r| r.values.first().copied().flatten()).sum::<f64>()
+            };
+            groups.sort_by(|a, b| {
+                total(&b.1).partial_cmp(&total(&a.1)).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.0.cmp(&b.0))
+            });
+            groups.truncate(q.limit.max(1));
+            let mut series = Vec::new();
+            for (dims, by_bucket) in &groups {
+                for (i, s) in q.series.iter().enumerate() {
                     let data: Vec<Value> = all
                         .iter()
                         .map(|b| {
@@ -85,10 +103,22 @@ pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: 
                             json!({"date": g.label(*b), "value": number(v)})
                         })
                         .collect();
-                    json!({"label": s.label, "data": data})
-                })
-                .collect();
+                    let mut line = json!({"label": s.label, "data": data});
+                    if !q.by.is_empty() {
+                        let values: Map<String, Value> =
+                            q.by.iter()
+                                .zip(dims)
+                                .map(|(d, v)| (d.label.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
+                                .collect();
+                        line["breakdown"] = Value::Object(values);
+                    }
+                    series.push(line);
+                }
+            }
             out.insert("granularity".into(), json!(granularity_name(g)));
+            if !q.by.is_empty() {
+                out.insert("breakdown".into(), json!(q.by.iter().map(|d| d.label.clone()).collect::<Vec<_>>()));
+            }
             out.insert("series".into(), Value::Array(series));
         }
         Kind::Breakdown => {

@@ -173,8 +173,9 @@ pub fn compile_with(
     if !order.is_empty() {
         b.push_trusted(&format!(" ORDER BY {}", order.join(", ")));
     }
-    // A trend answers every bucket (time::buckets bounds how many); `limit` and the row
-    // cap bound the rows of the other kinds.
+    // A trend answers every bucket (time::buckets bounds how many), for every breakdown
+    // value (the answer keeps the `limit` largest); `limit` and the row cap bound the rows
+    // of the other kinds.
     let max_rows = if q.kind == Kind::Trend { MAX_BUCKETS } else { q.limit.min(row_cap) };
     b.push(" LIMIT ").bind(SqlValue::Int(max_rows as i64 + 1));
     let (sql, params) = b.into_parts();

@@ -369,7 +369,7 @@ pub fn parse_query(v: &Value, catalog: &dyn Catalog) -> Result<Query, Vec<FieldE
             Kind::Breakdown if by_names.is_empty() => {
                 keep::<()>(&mut errors, Err(FieldError::new("breakdown", "a breakdown needs at least one field")));
             }
-            Kind::Aggregate | Kind::Compare | Kind::Trend if !by_names.is_empty() => {
+            Kind::Aggregate | Kind::Compare if !by_names.is_empty() => {
                 keep::<()>(
                     &mut errors,
                     Err(FieldError::new("breakdown", format!("a {} takes no breakdown; use kind breakdown", k.name()))),

@@ -1706,7 +1706,7 @@ async fn bad_queries_get_precise_problems() {
         (INSIGHTS, json!({"kind": "breakdown", "series": ["events"]}), 400, "breakdown", "at least one field"),
         (
             INSIGHTS,
-            json!({"kind": "trend", "series": ["events"], "breakdown": ["plan"]}),
+            json!({"kind": "compare", "series": ["events"], "breakdown": ["plan"]}),
             400,
             "breakdown",
             "takes no breakdown",
@@ -1939,4 +1939,65 @@ async fn roles_and_tenants_bound_every_analysis() {
         404,
     );
     drop(admin_tok);
+}
+
+/// A trend with several series and a breakdown: one line per (breakdown value, series),
+/// every day filled, the `limit` values with the most events first; checked against counts
+/// made here.
+#[tokio::test]
+async fn a_trend_with_series_and_a_breakdown() {
+    let app = TestApp::spawn().await;
+    let ingest = token("ingest", Some("acme"));
+    let reader = token("viewer", Some("acme"));
+    let mut rng = Rng(77);
+    let plans = ["free", "pro", "team"];
+    let mut evs = Vec::new();
+    // (plan, day 1..=5) -> (events, users)
+    let mut want: std::collections::BTreeMap<(&str, u32), (u64, std::collections::BTreeSet<String>)> =
+        Default::default();
+    for i in 0..400 {
+        let plan = plans[(rng.below(10) as usize).min(9) / 4];
+        let day = 1 + rng.below(5) as u32;
+        let user = format!("u{}", rng.below(30));
+        evs.push(json!({"event_name": "page_view", "user_id": user, "timestamp": format!("2026-02-{day:02}T{:02}:00:00Z", i % 24),
+                        "properties": {"plan": plan}}));
+        let e = want.entry((plan, day)).or_default();
+        e.0 += 1;
+        e.1.insert(user);
+    }
+    let (s, b, _) =
+        send(app.post("/api/v1/analytics/events/batch").bearer_auth(&ingest).json(&json!({"events": evs}))).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b, _) = send(app.post("/api/v1/insights").bearer_auth(&reader).json(&json!({
+        "kind": "trend", "series": ["events", "users"], "breakdown": ["properties.plan"], "granularity": "day",
+        "date_range": {"start": "2026-02-01", "end": "2026-02-07"}, "limit": 2
+    })))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let mut totals: Vec<(&str, u64)> =
+        plans.iter().map(|p| (*p, (1..=5).map(|d| want.get(&(*p, d)).map_or(0, |w| w.0)).sum())).collect();
+    totals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let lines = b["series"].as_array().unwrap();
+    assert_eq!(lines.len(), 4, "2 plans x 2 series: {b}");
+    for (k, (plan, _)) in totals.iter().take(2).enumerate() {
+        for (j, label) in ["events", "users"].iter().enumerate() {
+            let line = &lines[k * 2 + j];
+            assert_eq!(line["label"], *label);
+            assert_eq!(line["breakdown"]["properties.plan"], *plan, "{line}");
+            let data = line["data"].as_array().unwrap();
+            assert_eq!(data.len(), 7, "every day of the range");
+            for d in 1..=7u32 {
+                let w = want.get(&(*plan, d));
+                let v = match j {
+                    0 => w.map_or(0, |w| w.0),
+                    _ => w.map_or(0, |w| w.1.len() as u64),
+                };
+                assert_eq!(
+                    data[d as usize - 1],
+                    json!({"date": format!("2026-02-{d:02}"), "value": v}),
+                    "{plan} {label}"
+                );
+            }
+        }
+    }
 }
