@@ -169,6 +169,17 @@ pub(crate) fn inline_measure(
         let Some(Value::String(name)) = obj.get("metric_name") else {
             return Err(err(".metric_name", "a series over metric_records needs metric_name".into()));
         };
+        if agg == Aggregation::Users {
+            return Err(err(
+                ".aggregation",
+                "metric records have no users; use count or an aggregation of value".into(),
+            ));
+        }
+        match obj.get("field") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(f)) if f == "value" => {}
+            Some(_) => return Err(err(".field", "a series over metric_records aggregates value".into())),
+        }
         let label = format!("{}({name})", agg.name());
         return Ok((label, Expr::Measure(records_of(name, agg))));
     }

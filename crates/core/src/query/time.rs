@@ -183,17 +183,36 @@ pub fn parse_bound(s: &str, at: &str) -> Result<Bound, FieldError> {
     if let Some(b) = parse_ago(s) {
         return Ok(b);
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(Bound::Date(d));
+    let bound = if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Bound::Date(d)
+    } else if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        Bound::Instant(t.with_timezone(&Utc))
+    } else if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+        Bound::Instant(t.and_utc())
+    } else {
+        return Err(FieldError::new(
+            at,
+            format!("'{s}' is not a date (YYYY-MM-DD), an RFC 3339 time, now, or -Nd/-Nh/-Nw/-Nm/-Ny"),
+        ));
+    };
+    // Far-off years would overflow the arithmetic on them; no analysis needs them.
+    let year = match &bound {
+        Bound::Date(d) => d.year(),
+        Bound::Instant(t) => t.year(),
+        _ => 2000,
+    };
+    if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+        return Err(FieldError::new(
+            at,
+            format!("'{s}' is out of range: dates run from year {MIN_YEAR} to {MAX_YEAR}"),
+        ));
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(Bound::Instant(t.with_timezone(&Utc)));
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(Bound::Instant(t.and_utc()));
-    }
-    Err(FieldError::new(at, format!("'{s}' is not a date (YYYY-MM-DD), an RFC 3339 time, now, or -Nd/-Nh/-Nw/-Nm/-Ny")))
+    Ok(bound)
 }
+
+/// The years a date bound may name.
+pub const MIN_YEAR: i32 = 1;
+pub const MAX_YEAR: i32 = 9999;
 
 /// Reads a range: a word (`this_month`, `-7d`) or `{start, end}` (also `from`/`to`,
 /// `date_from`/`date_to`). A missing start is 30 days back; a missing end is now.
@@ -373,6 +392,10 @@ pub fn buckets(w: Window, g: Granularity, tz: Tz) -> Result<Vec<NaiveDateTime>, 
 /// A bucket is `date_trunc(unit, ts + offset)`, with the offset picked by a CASE over
 /// these pieces: plain arithmetic per row, where a time zone function per row costs 15×.
 pub fn offsets(tz: Tz, w: Window) -> Vec<(Option<DateTime<Utc>>, i64)> {
+    if tz == Tz::UTC {
+        // No offset ever: no need to walk the window (which may span centuries).
+        return vec![(None, 0)];
+    }
     let off = |t: DateTime<Utc>| utc_to_local(tz, t).and_utc().timestamp() - t.timestamp();
     let mut pieces = Vec::new();
     let mut t = w.start;
@@ -442,6 +465,8 @@ mod tests {
         assert!(parse_range(&json!("fortnight"), "r").unwrap_err().message.contains("this_month"));
         assert!(parse_range(&json!({"start": "01/02/2026"}), "r").is_err());
         assert!(parse_tz("Mars/Olympus", "tz").is_err());
+        assert!(parse_range(&json!({"start": "2026-01-01", "end": "+262142-12-31"}), "r").is_err());
+        assert!(parse_bound("0000-06-01T00:00:00Z", "r").is_err());
         let r = parse_range(&json!({"start": "2000-01-01", "end": "2026-01-01"}), "r").unwrap();
         assert!(r.resolve(Tz::UTC, Utc::now()).unwrap_err().contains("at most"));
     }

@@ -11,7 +11,7 @@ use crate::ingest::IngestError;
 use crate::store::{MetricChange, MetricFilter, MetricRecord, Page};
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sightline_core::code::{Code, FieldError};
@@ -21,7 +21,7 @@ use sightline_core::query::field::{Field, Source};
 use sightline_core::query::filter::Filter;
 use sightline_core::query::insight::{Dimension, Kind, MAX_LIMIT, Query, Series};
 use sightline_core::query::metric::{Aggregation, Expr, Measure};
-use sightline_core::query::time::{DateRange, Granularity, Window, buckets};
+use sightline_core::query::time::{DateRange, Granularity, MIN_YEAR, Window, buckets, parse_bound};
 
 /// Seed 000's service names; a tenant may add its own (`/api/v1/settings/metric-vocabulary`).
 pub const SERVICE_NAMES: &[&str] = &["auth", "content", "partners_crm", "projects", "social_media", "notification"];
@@ -168,6 +168,10 @@ fn timestamp_of(obj: &Map<String, Value>, now: DateTime<Utc>, errors: &mut Vec<F
     match obj.get("timestamp") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match parse_timestamp(s, now) {
+            Ok(t) if t.year() < MIN_YEAR => {
+                errors.push(FieldError::new("timestamp", format!("timestamp is before year {MIN_YEAR}")));
+                None
+            }
             Ok(t) => DateTime::from_timestamp_micros(t.timestamp_micros()),
             Err(m) => {
                 errors.push(FieldError::new("timestamp", m));
@@ -318,6 +322,8 @@ pub struct ListParams {
 /// A date bound: `YYYY-MM-DD` (an end date includes its whole day) or an RFC 3339 time.
 fn bound(field: &str, v: &Option<String>, is_end: bool) -> Result<Option<DateTime<Utc>>, FieldError> {
     let Some(s) = v.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    // The same limits as every date range, so that no arithmetic on it overflows.
+    parse_bound(s, field)?;
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         let d = if is_end { d + Duration::days(1) } else { d };
         return Ok(Some(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc()));

@@ -371,6 +371,13 @@ pub async fn insights(
         _ => (window, None),
     };
     let out = analytics::execute(&state, &tenant, &q, window, prev, timeout).await?;
+    if q.kind == Kind::Trend && !q.by.is_empty() && out.truncated {
+        // Cut rows would read as zeros in the lines: refuse rather than mislead.
+        return Err(ApiError::field(
+            "breakdown",
+            "the trend has more than 10,000 (bucket, breakdown value) points; narrow the range, use a coarser granularity or filter the breakdown",
+        ));
+    }
     let mut answer = shape(&q, out.compiled.layout, &out.rows, window, prev);
     answer["metadata"] = json!({
         "query_time_ms": out.elapsed.as_millis() as u64,

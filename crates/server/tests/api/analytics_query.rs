@@ -2001,3 +2001,40 @@ async fn a_trend_with_series_and_a_breakdown() {
         }
     }
 }
+
+/// Review findings: far-off dates are refused (they once overflowed into a 500), metric
+/// records have no users, a record before year 1 is refused.
+#[tokio::test]
+async fn far_off_dates_and_impossible_record_series_are_refused() {
+    let app = TestApp::spawn().await;
+    let tok = token("admin", Some("acme"));
+    for range in [
+        json!({"start": "2026-01-01", "end": "+262142-12-31"}),
+        json!({"start": "-262143-01-02", "end": "-262143-01-05"}),
+    ] {
+        for kind in ["aggregate", "compare"] {
+            let got = send(
+                app.post("/api/v1/insights")
+                    .bearer_auth(&tok)
+                    .json(&json!({"kind": kind, "series": ["events"], "date_range": range})),
+            )
+            .await;
+            let p = assert_problem(&got, 400);
+            assert!(p["detail"].as_str().unwrap().contains("out of range"), "{p}");
+        }
+    }
+    let got = send(app.get("/api/v1/metrics/aggregate?end_date=%2B262142-12-31").bearer_auth(&tok)).await;
+    assert_problem(&got, 400);
+    let got = send(app.post("/api/v1/metrics").bearer_auth(&tok).json(&json!({
+        "service_name": "auth", "metric_type": "engagement", "metric_name": "old", "value": 5, "timestamp": "0000-06-01T00:00:00Z"
+    })))
+    .await;
+    assert_eq!(assert_problem(&got, 400)["errors"][0]["field"], "timestamp");
+    for series in [
+        json!({"source": "metric_records", "metric_name": "x", "aggregation": "users"}),
+        json!({"source": "metric_records", "metric_name": "x", "aggregation": "sum", "field": "dimensions.nope"}),
+    ] {
+        let got = send(app.post("/api/v1/insights").bearer_auth(&tok).json(&json!({"series": [series]}))).await;
+        assert_problem(&got, 400);
+    }
+}

@@ -1022,8 +1022,15 @@ fn random_query(rng: &mut Rng) -> (Value, Cat) {
                 o
             }
             2 => {
+                // Metric records have no users: every other aggregation.
+                let agg = loop {
+                    let a = rng.pick(AGG_NAMES);
+                    if a != "unique_users" {
+                        break a;
+                    }
+                };
                 let mut o = json!({"source": rng.pick(&["metric_records", "metrics", "records"]),
-                                   "metric_name": rng.pick(METRIC_NAMES), "aggregation": rng.pick(AGG_NAMES)});
+                                   "metric_name": rng.pick(METRIC_NAMES), "aggregation": agg});
                 if rng.chance(0.6) {
                     o["filters"] = random_tree(rng, &record_fields(), 0, false).json(rng);
                 }
