@@ -3,7 +3,7 @@
 
 use super::compile::Layout;
 use super::insight::{Kind, Query};
-use super::time::{Window, buckets, utc_to_local};
+use super::time::{Window, buckets};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -183,11 +183,6 @@ pub fn objects(q: &Query, layout: Layout, rows: &[Row], bucket_key: &str) -> Vec
 /// Reads a bucket column (epoch microseconds of a local wall time).
 pub fn bucket_time(micros: i64) -> Option<NaiveDateTime> {
     DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
-}
-
-/// The local wall time of an instant, for tests and callers that bucket by hand.
-pub fn local(tz: chrono_tz::Tz, t: DateTime<Utc>) -> NaiveDateTime {
-    utc_to_local(tz, t)
 }
 
 #[cfg(test)]

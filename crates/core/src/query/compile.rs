@@ -303,7 +303,8 @@ fn scan(
     }
 }
 
-fn ts(t: chrono::DateTime<chrono::Utc>) -> SqlValue {
+/// A time as the value it binds to.
+pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> SqlValue {
     SqlValue::TimestampMicros(t.timestamp_micros())
 }
 

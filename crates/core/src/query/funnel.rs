@@ -11,7 +11,7 @@
 //!   within the window, in any order; step k counts users who did at least k of them.
 //! - The median time from the previous step is over users who reached the step.
 
-use super::compile::{Compiled, Layout};
+use super::compile::{Compiled, Layout, ts};
 use super::field::{Field, PropertyColumns, Source};
 use super::filter::{Filter, parse_filter};
 use super::time::{DateRange, Window, parse_range, parse_tz};
@@ -327,10 +327,6 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
         layout: Layout { bucket: false, dims: bd as usize, period: false, series: 2 * n - 1 },
         max_rows: if bd { f.limit } else { 1 },
     }
-}
-
-fn ts(t: chrono::DateTime<chrono::Utc>) -> SqlValue {
-    SqlValue::TimestampMicros(t.timestamp_micros())
 }
 
 fn step_sql(b: &mut SqlBuilder, s: &Step, cols: &PropertyColumns) {

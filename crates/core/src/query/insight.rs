@@ -90,16 +90,21 @@ pub const DEFAULT_LIMIT: usize = 100;
 impl Query {
     /// The sources the query reads.
     pub fn sources(&self) -> Vec<Source> {
-        let mut out = Vec::new();
-        for s in &self.series {
-            for m in s.expr.measures() {
-                if !out.contains(&m.source) {
-                    out.push(m.source);
-                }
+        sources_of(self.series.iter().map(|s| &s.expr))
+    }
+}
+
+/// The sources some computations read, each once, in order of first use.
+pub fn sources_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Vec<Source> {
+    let mut out = Vec::new();
+    for e in exprs {
+        for m in e.measures() {
+            if !out.contains(&m.source) {
+                out.push(m.source);
             }
         }
-        out
     }
+    out
 }
 
 /// Reads a series: a metric name, or an object with `metric`, `formula`, or an inline
@@ -330,17 +335,7 @@ pub fn parse_query(v: &Value, catalog: &dyn Catalog) -> Result<Query, Vec<FieldE
             series.push(s);
         }
     }
-    let sources: Vec<Source> = {
-        let mut out = Vec::new();
-        for s in &series {
-            for m in s.expr.measures() {
-                if !out.contains(&m.source) {
-                    out.push(m.source);
-                }
-            }
-        }
-        out
-    };
+    let sources = sources_of(series.iter().map(|s| &s.expr));
     let by_names: Vec<(String, &Value)> = match obj.get("breakdown").or(obj.get("dimensions")) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (format!("breakdown[{i}]"), v)).collect(),

@@ -183,10 +183,6 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     Compiled { sql, params, layout: Layout { bucket: true, dims: 2, period: false, series: 1 }, max_rows: usize::MAX }
 }
 
-fn label(g: Granularity, t: NaiveDateTime) -> String {
-    g.label(t)
-}
-
 /// Seed 004's answer: `{"cohorts": [{cohort_date, users, retention: {week_0: 1.0, ...},
 /// returning: {...}, counts: {...}}]}`. Periods that have not ended by `now` are left out.
 pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono::Utc>) -> Value {
@@ -236,7 +232,7 @@ pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono
                 counts.insert(format!("{name}_{k}"), json!(active as u64));
             }
             json!({
-                "cohort_date": label(r.granularity, *c),
+                "cohort_date": r.granularity.label(*c),
                 "users": co.size as u64,
                 "retention": retention,
                 "returning": returning,

@@ -107,20 +107,18 @@ pub async fn execute(
 ) -> ApiResult<Outcome> {
     let compiled = compile_with(q, tenant, window, previous, MAX_LIMIT, Dialect::DuckDb, &state.property_columns)
         .map_err(|m| ApiError::new(Code::Validation, m))?;
+    run_compiled(state, compiled, timeout).await
+}
+
+/// The configured time limit of a query, or a shorter one the caller asks for.
+pub fn time_limit(state: &AppState, asked: Option<Duration>) -> Duration {
     let limit = Duration::from_millis(state.config.query_timeout_ms);
-    let limit = timeout.map_or(limit, |t| t.min(limit));
-    let started = Instant::now();
-    let mut rows = state.queries.run(&compiled, limit).await?;
-    let cap = compiled.max_rows;
-    let truncated = rows.len() > cap;
-    rows.truncate(cap);
-    Ok(Outcome { compiled, rows, truncated, elapsed: started.elapsed() })
+    asked.map_or(limit, |t| t.min(limit))
 }
 
 /// Runs a statement another compiler made (funnels, retention) under the same limits.
 pub async fn run_compiled(state: &AppState, compiled: Compiled, timeout: Option<Duration>) -> ApiResult<Outcome> {
-    let limit = Duration::from_millis(state.config.query_timeout_ms);
-    let limit = timeout.map_or(limit, |t| t.min(limit));
+    let limit = time_limit(state, timeout);
     let started = Instant::now();
     let mut rows = state.queries.run(&compiled, limit).await?;
     let truncated = rows.len() > compiled.max_rows;

@@ -4,7 +4,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath};
-use crate::analytics::{self, parse_with};
+use crate::analytics::{self, TenantCatalog, parse_with};
 use crate::app::AppState;
 use crate::auth::{Caller, CanAuthor, CanRead};
 use crate::store::AlertRule;
@@ -196,17 +196,24 @@ pub async fn delete(
 /// resolves (a custom metric deleted since) is reported as such rather than dropped.
 pub async fn firing(state: &AppState, tenant: &TenantId, now: DateTime<Utc>) -> ApiResult<Vec<Value>> {
     let rules = state.meta.list_alert_rules(tenant).await?;
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One catalog for every rule; metric-record names are read only if a name needs them.
+    let mut catalog = TenantCatalog::load(state, tenant).await?;
+    let mut records_loaded = false;
     let mut out = Vec::new();
     for r in rules {
-        let metric = r.metric.clone();
-        let expr = match parse_with(state, tenant, move |cat| {
-            resolve(&metric, cat).map_err(|e| vec![FieldError::new("metric", e)])
-        })
-        .await
-        {
+        let mut resolved = resolve(&r.metric, &catalog);
+        if !records_loaded && resolved.as_ref().is_err_and(|m| m.starts_with("unknown metric")) {
+            catalog.load_records(state, tenant).await?;
+            records_loaded = true;
+            resolved = resolve(&r.metric, &catalog);
+        }
+        let expr = match resolved {
             Ok(e) => e,
-            Err(e) => {
-                out.push(json!({"type": "rule_error", "rule_id": r.id, "name": r.name, "message": e.detail}));
+            Err(message) => {
+                out.push(json!({"type": "rule_error", "rule_id": r.id, "name": r.name, "message": message}));
                 continue;
             }
         };

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::query::conversations::{summary_sql, timeline_sql, topics_sql};
 use sightline_core::query::time::{DateRange, Granularity, Named, parse_bound, parse_tz};
-use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 pub struct Params {
@@ -93,7 +92,7 @@ pub async fn analytics(
         w
     };
     let bot = p.bot_id.as_deref().filter(|b| !b.is_empty());
-    let limit = Duration::from_millis(state.config.query_timeout_ms);
+    let limit = crate::analytics::time_limit(&state, None);
     let cols = &state.property_columns;
     let tenant = &caller.tenant;
     let (s_sql, s_params) = summary_sql(tenant, w, bot, cols);

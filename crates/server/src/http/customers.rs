@@ -205,7 +205,7 @@ pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) ->
         .collect();
     // The tenant's own segments (`/api/v1/analytics/segments`) follow the RFM ones.
     let mut list = list;
-    let limit = std::time::Duration::from_millis(state.config.query_timeout_ms);
+    let limit = crate::analytics::time_limit(&state, None);
     for seg in state.meta.list_segments(&caller.tenant).await? {
         let now = Utc::now();
         let Ok(conds) = parse_conditions(&seg.conditions, now) else { continue };

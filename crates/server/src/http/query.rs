@@ -15,9 +15,8 @@ use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::model::Role;
 use sightline_core::query::answer::{change_percent, number, objects, shape};
-use sightline_core::query::field::Source;
 use sightline_core::query::insight::{
-    Kind, Query, Series, and_filters, parse_dimension, parse_limit, parse_query, with_aggregation,
+    Kind, Query, Series, and_filters, parse_dimension, parse_limit, parse_query, sources_of, with_aggregation,
 };
 use sightline_core::query::metric::{Aggregation, Catalog, resolve};
 use sightline_core::query::time::{DateRange, Granularity, Named, Window, buckets, parse_range, parse_tz, to_date};
@@ -202,14 +201,7 @@ fn seed001_query(body: &Value, cat: &dyn Catalog) -> Result<(Query, String), Vec
         }
         expr = Some(e);
     }
-    let sources: Vec<Source> = expr
-        .as_ref()
-        .map(|e| {
-            let mut s: Vec<Source> = e.measures().iter().map(|m| m.source).collect();
-            s.dedup();
-            s
-        })
-        .unwrap_or_default();
+    let sources = sources_of(expr.iter());
     let mut by = Vec::new();
     let mut bucket = None;
     match body.get("dimensions").filter(|d| !d.is_null()) {

@@ -12,12 +12,11 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sightline_core::query::answer::number;
 use sightline_core::query::realtime::{WINDOW_MINUTES, change, realtime_sql, traffic_alert};
-use std::time::Duration;
 
 pub async fn realtime(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let now = Utc::now();
     let (sql, params) = realtime_sql(&caller.tenant, now);
-    let limit = Duration::from_millis(state.config.query_timeout_ms);
+    let limit = crate::analytics::time_limit(&state, None);
     let answer = state.queries.run_sql(&sql, params, limit, 3).await?;
     let row = |name: &str| answer.rows.iter().find(|r| r.first().and_then(Value::as_str) == Some(name)).cloned();
     let (cur, prev, base) = (row("current").unwrap_or_default(), row("previous").unwrap_or_default(), row("baseline"));

@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
 use sightline_core::query::segment::{count_sql, members_sql, parse_conditions};
-use std::time::Duration;
 
 pub const MAX_SEGMENTS: usize = 200;
 
@@ -42,7 +41,7 @@ fn parse_body(body: &Value) -> ApiResult<(String, Value)> {
 async fn member_count(state: &AppState, tenant: &TenantId, s: &Segment) -> ApiResult<u64> {
     let conds = parse_conditions(&s.conditions, Utc::now()).map_err(ApiError::invalid)?;
     let (sql, params) = count_sql(tenant, &conds, Utc::now());
-    let out = state.queries.run_sql(&sql, params, Duration::from_millis(state.config.query_timeout_ms), 1).await?;
+    let out = state.queries.run_sql(&sql, params, crate::analytics::time_limit(&state, None), 1).await?;
     Ok(out.rows.first().and_then(|r| r.first()).and_then(Value::as_u64).unwrap_or(0))
 }
 
@@ -154,7 +153,7 @@ pub async fn members(
     let now = Utc::now();
     let conds = parse_conditions(&s.conditions, now).map_err(ApiError::invalid)?;
     let (sql, params) = members_sql(&caller.tenant, &conds, now, limit, p.skip.unwrap_or(0));
-    let out = state.queries.run_sql(&sql, params, Duration::from_millis(state.config.query_timeout_ms), limit).await?;
+    let out = state.queries.run_sql(&sql, params, crate::analytics::time_limit(&state, None), limit).await?;
     let data: Vec<Value> = out
         .rows
         .into_iter()

@@ -14,7 +14,6 @@ use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::query::time::{Bound, DateRange, Named, Unit, parse_bound, parse_tz};
 use sightline_core::query::user::{activity_sql, churn_risk, engagement_sql, topics_sql};
-use std::time::Duration;
 
 const METRICS: [&str; 6] = [
     "total_sessions",
@@ -78,7 +77,7 @@ pub async fn analytics(
         DateRange::Between(Bound::Ago(30, Unit::Day), Bound::Now).resolve(tz, now).map_err(ApiError::internal)?;
     // The last 30 local days with today whole: an event stamped later today counts.
     let days30 = sightline_core::query::time::Window { start: days30.start, end: today.end };
-    let limit = Duration::from_millis(state.config.query_timeout_ms);
+    let limit = crate::analytics::time_limit(&state, None);
     let tenant = &caller.tenant;
     let (a_sql, a_params) = activity_sql(tenant, &user, w);
     let (t_sql, t_params) = topics_sql(tenant, &user, w);
