@@ -34,7 +34,8 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+/// A time as answers write it: RFC 3339 in UTC, with as many fraction digits as it has.
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 

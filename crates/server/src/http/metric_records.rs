@@ -3,6 +3,7 @@
 //! series are queries of the query model, compiled like every other analysis.
 
 use super::error::{ApiError, ApiResult};
+use super::events::rfc3339;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::analytics;
 use crate::app::AppState;
@@ -11,7 +12,7 @@ use crate::ingest::IngestError;
 use crate::store::{MetricChange, MetricFilter, MetricRecord, Page};
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sightline_core::code::{Code, FieldError};
@@ -40,10 +41,6 @@ pub const METRIC_TYPES: &[&str] = &[
 const VOCABULARY: &str = "metric_vocabulary";
 const MAX_NAME_CHARS: usize = 200;
 const MAX_JSON_BYTES: usize = 64 * 1024;
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
 
 pub fn record_json(r: &MetricRecord) -> Value {
     json!({
