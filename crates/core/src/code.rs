@@ -119,9 +119,11 @@ impl Code {
 }
 
 /// One invalid field of a request, as RFC 9457's `errors[]` extension lists them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field, as a path into the request (`events[3].timestamp`).
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 

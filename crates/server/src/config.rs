@@ -241,7 +241,11 @@ impl Config {
         if let Some(path) = file {
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig.merge(Env::prefixed("SIGHTLINE_").ignore(&NOT_SETTINGS.map(|k| &k["SIGHTLINE_".len()..])))
+        // Only variables that name a setting: client tools read SIGHTLINE_URL and the like,
+        // and those must not stop the service (`unknown_env_vars` warns of them instead).
+        // An unknown key in the TOML file still fails.
+        let known = setting_names();
+        fig.merge(Env::prefixed("SIGHTLINE_").filter(move |k| known.iter().any(|n| k == n.as_str())))
             .merge(Serialized::defaults(flags))
     }
 
@@ -353,12 +357,17 @@ impl Config {
     }
 }
 
-/// `SIGHTLINE_*` variables that name no setting: most likely a typo, worth a warning.
-pub fn unknown_env_vars() -> Vec<String> {
-    let known: Vec<String> = serde_json::to_value(Config::default())
+/// Every setting's name, as the TOML file spells it.
+fn setting_names() -> Vec<String> {
+    serde_json::to_value(Config::default())
         .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().map(|k| format!("SIGHTLINE_{}", k.to_uppercase())).collect()))
-        .unwrap_or_default();
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// `SIGHTLINE_*` variables that name no setting: a typo or another tool's, worth a warning.
+pub fn unknown_env_vars() -> Vec<String> {
+    let known: Vec<String> = setting_names().iter().map(|k| format!("SIGHTLINE_{}", k.to_uppercase())).collect();
     std::env::vars()
         .map(|(k, _)| k)
         .filter(|k| k.starts_with("SIGHTLINE_"))
@@ -387,6 +396,21 @@ mod tests {
             assert_eq!(cfg.max_readers, 2, "file beats default");
             assert_eq!(cfg.ingest_queue, Config::default().ingest_queue, "default stays");
             assert_eq!(format!("{:?}", cfg.jwt_secret), "Some([redacted])");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_variables_are_ignored_but_unknown_file_keys_fail() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE_URL", "http://127.0.0.1:8080");
+            jail.set_env("SIGHTLINE_MAX_READERS", "3");
+            let cfg = Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.max_readers, 3, "known variables still apply");
+            assert!(unknown_env_vars().contains(&"SIGHTLINE_URL".to_owned()));
+            jail.create_file("s.toml", "url = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("s.toml")), &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.contains("url"), "{err}");
             Ok(())
         });
     }

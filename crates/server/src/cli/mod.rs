@@ -30,6 +30,8 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(admin::KeyCmd),
+    /// Print the OpenAPI document (as `docs/openapi.json` holds it).
+    Openapi,
     /// Measure throughput and latency on this machine.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
@@ -91,6 +93,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => rt.block_on(admin::users(load_quiet(&cli.config)?, cmd)),
         Command::Keys(cmd) => rt.block_on(admin::keys(load_quiet(&cli.config)?, cmd)),
         Command::Bench(cmd) => crate::bench::run(cmd, &rt),
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::pretty_json());
+            Ok(())
+        }
     }
 }
 

@@ -82,17 +82,28 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// An RFC 9457 problem: what went wrong, for a client to branch on (`type`) and a person
+/// to read (`detail`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// A stable URI naming the kind of problem, such as `/problems/validation`.
     #[serde(rename = "type")]
     kind: String,
+    /// The kind's short, fixed title.
     title: &'static str,
+    /// The HTTP status.
     status: u16,
+    /// What was wrong with this request, precisely.
     detail: &'a str,
+    /// The path of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<&'a str>,
+    /// Each invalid field, for validation problems.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
     errors: &'a [FieldError],
+    /// The request's id (also in `X-Request-ID`), to find it in the server log.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
 }

@@ -129,6 +129,7 @@ pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Re
 }
 
 /// Headers every answer carries: an API answer is never a page to frame, sniff or cache.
+/// A route that serves a page keeps the policy it set.
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
@@ -136,8 +137,14 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    if path.starts_with("/api/") || path.starts_with("/auth/") {
+    // A route that serves a page (the documentation) sets its own policy and caching.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if (path.starts_with("/api/") || path.starts_with("/auth/")) && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     for d in &state.config.deprecated_routes {

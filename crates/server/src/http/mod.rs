@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod custom_metrics;
 pub mod custom_sql;
 pub mod customers;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -16,24 +17,27 @@ pub mod guard;
 pub mod hygiene;
 pub mod identity;
 pub mod metric_records;
+pub mod openapi;
 pub mod ops;
 pub mod query;
 pub mod realtime;
+pub mod route;
 pub mod segments;
 pub mod tenants;
 pub mod user_analytics;
 pub mod users;
 
 use crate::app::AppState;
-use crate::auth::{Access, CanAuthor, CanIngest, CanManage, CanRead, IsSuperuser, Need, Signed};
+use crate::auth::{CanAuthor, CanIngest, CanManage, CanRead, IsSuperuser, Signed};
 use crate::telemetry::names;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use error::ApiError;
+use guard::rate_limit::LimitClass;
 use sightline_core::code::Code;
 use std::time::Instant;
 use tower::ServiceBuilder;
@@ -43,144 +47,283 @@ use tower_http::trace::TraceLayer;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// One route: its method, its path template, and who may call it. The router is built
-/// from this table, and the authorization tests walk it, so a route cannot be added
-/// without saying who may call it, and a guard that does not hold fails a test.
-#[derive(Debug, Clone)]
-pub struct RouteSpec {
-    pub method: Method,
-    pub path: &'static str,
-    pub access: Access,
-}
+pub use route::RouteSpec;
+use route::{Payload, Route, route};
 
-/// Who may call a route, from the guard type its handler takes.
-fn access<N: Need>() -> Access {
-    N::ACCESS
-}
+const SMALL_BODY: usize = 64 * 1024;
 
-fn table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
+/// Every route. The router, the guard (rate-limit class, body limit), the authorization
+/// tests and the OpenAPI document are built from this table, so a route cannot be added
+/// without saying who may call it and what it counts against.
+fn table() -> Vec<Route> {
+    use LimitClass::{Batch, Events, Exempt, Queries};
     use Method as M;
-    let r = |method: Method, path: &'static str, access: Access, mr: MethodRouter<AppState>| {
-        (RouteSpec { method, path, access }, mr)
+    let any = Payload::free_form;
+    // Until every handler is typed, an untyped one is documented as taking and answering
+    // a JSON object.
+    let loose = |r: Route, status: u16| r.answers_payload(status, Some(any()));
+    let read = |m: Method, path: &'static str, h: MethodRouter<AppState>| {
+        loose(route(m, path, h).access::<CanRead>().class(Queries), 200)
     };
-    let one_event = DefaultBodyLimit::max(events::MAX_EVENT_BYTES);
-    let small = DefaultBodyLimit::max(64 * 1024);
-    let public = Access::Public;
+    let author_body = |m: Method, path: &'static str, h: MethodRouter<AppState>, status: u16| {
+        loose(route(m, path, h).access::<CanAuthor>().class(Queries).body_payload(any(), SMALL_BODY), status)
+    };
+    let manage = |m: Method, path: &'static str, h: MethodRouter<AppState>| route(m, path, h).access::<CanManage>();
     vec![
         // Ingest and read-back (seeds 001, 003, 004).
-        r(M::POST, "/api/v1/analytics/events", access::<CanIngest>(), post(events::track_event).layer(one_event)),
-        r(M::GET, "/api/v1/analytics/events", access::<CanRead>(), get(events::list_events)),
-        r(
-            M::POST,
-            "/api/v1/analytics/events/batch",
-            access::<CanIngest>(),
-            post(events::track_batch).layer(DefaultBodyLimit::max(events::MAX_BATCH_BYTES)),
-        ),
-        r(M::GET, "/api/v1/analytics/events/{id}", access::<CanRead>(), get(events::get_event)),
-        r(
-            M::POST,
-            "/api/v1/analytics/track/activity",
-            access::<CanIngest>(),
-            post(events::track_activity).layer(one_event),
-        ),
+        loose(
+            route(M::POST, "/api/v1/analytics/events", post(events::track_event))
+                .access::<CanIngest>()
+                .class(Events)
+                .body_payload(any(), events::MAX_EVENT_BYTES)
+                .errors(&[503]),
+            201,
+        )
+        .summary("events", "Send one event"),
+        read(M::GET, "/api/v1/analytics/events", get(events::list_events)).summary("events", "List events"),
+        loose(
+            route(M::POST, "/api/v1/analytics/events/batch", post(events::track_batch))
+                .access::<CanIngest>()
+                .class(Batch)
+                .body_payload(any(), events::MAX_BATCH_BYTES)
+                .errors(&[503]),
+            201,
+        )
+        .summary("events", "Send a batch of events"),
+        read(M::GET, "/api/v1/analytics/events/{id}", get(events::get_event)).summary("events", "Read one event"),
+        loose(
+            route(M::POST, "/api/v1/analytics/track/activity", post(events::track_activity))
+                .access::<CanIngest>()
+                .class(Events)
+                .body_payload(any(), events::MAX_EVENT_BYTES)
+                .errors(&[503]),
+            201,
+        )
+        .summary("events", "Send a user activity (seed 004)"),
         // Metric records (seed 000).
-        r(M::POST, "/api/v1/metrics", access::<CanIngest>(), post(metric_records::create).layer(small)),
-        r(M::GET, "/api/v1/metrics", access::<CanRead>(), get(metric_records::list)),
-        r(M::GET, "/api/v1/metrics/aggregate", access::<CanRead>(), get(metric_records::aggregate)),
-        r(M::GET, "/api/v1/metrics/time-series", access::<CanRead>(), get(metric_records::time_series)),
-        r(M::GET, "/api/v1/metrics/by-service/{service_name}", access::<CanRead>(), get(metric_records::by_service)),
-        r(M::GET, "/api/v1/metrics/by-type/{metric_type}", access::<CanRead>(), get(metric_records::by_type)),
-        r(M::GET, "/api/v1/metrics/{id}", access::<CanRead>(), get(metric_records::get)),
-        r(M::PATCH, "/api/v1/metrics/{id}", access::<CanIngest>(), patch(metric_records::update).layer(small)),
-        r(M::DELETE, "/api/v1/metrics/{id}", access::<CanIngest>(), delete(metric_records::delete)),
-        r(M::GET, "/api/v1/settings/metric-vocabulary", access::<CanRead>(), get(metric_records::get_vocabulary)),
-        r(
-            M::PUT,
-            "/api/v1/settings/metric-vocabulary",
-            access::<CanManage>(),
-            put(metric_records::put_vocabulary).layer(small),
-        ),
+        loose(
+            route(M::POST, "/api/v1/metrics", post(metric_records::create))
+                .access::<CanIngest>()
+                .class(Events)
+                .body_payload(any(), SMALL_BODY)
+                .errors(&[503]),
+            201,
+        )
+        .summary("metric records", "Record a business metric"),
+        read(M::GET, "/api/v1/metrics", get(metric_records::list)).summary("metric records", "List metric records"),
+        read(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
+            .summary("metric records", "Aggregate metric records"),
+        read(M::GET, "/api/v1/metrics/time-series", get(metric_records::time_series))
+            .summary("metric records", "Metric records as a time series"),
+        read(M::GET, "/api/v1/metrics/by-service/{service_name}", get(metric_records::by_service))
+            .summary("metric records", "Metric records of one service"),
+        read(M::GET, "/api/v1/metrics/by-type/{metric_type}", get(metric_records::by_type))
+            .summary("metric records", "Metric records of one type"),
+        read(M::GET, "/api/v1/metrics/{id}", get(metric_records::get))
+            .summary("metric records", "Read a metric record"),
+        loose(
+            route(M::PATCH, "/api/v1/metrics/{id}", patch(metric_records::update))
+                .access::<CanIngest>()
+                .body_payload(any(), SMALL_BODY),
+            200,
+        )
+        .summary("metric records", "Change a metric record"),
+        loose(route(M::DELETE, "/api/v1/metrics/{id}", delete(metric_records::delete)).access::<CanIngest>(), 200)
+            .summary("metric records", "Delete a metric record"),
+        loose(
+            route(M::GET, "/api/v1/settings/metric-vocabulary", get(metric_records::get_vocabulary))
+                .access::<CanRead>(),
+            200,
+        )
+        .summary("settings", "The tenant's metric vocabulary"),
+        loose(
+            manage(M::PUT, "/api/v1/settings/metric-vocabulary", put(metric_records::put_vocabulary))
+                .body_payload(any(), SMALL_BODY),
+            200,
+        )
+        .summary("settings", "Replace the tenant's metric vocabulary"),
         // Analyses (seed 001's query and summary, the insights endpoint) and definitions (seed 004).
-        r(M::POST, "/api/v1/analytics/query", access::<CanRead>(), post(query::analytics_query).layer(small)),
-        r(M::GET, "/api/v1/analytics/metrics", access::<CanRead>(), get(query::summary)),
-        r(M::POST, "/api/v1/insights", access::<CanRead>(), post(query::insights).layer(small)),
-        r(M::POST, "/api/v1/analytics/funnels", access::<CanRead>(), post(behavior::funnel).layer(small)),
-        r(M::GET, "/api/v1/analytics/conversations/analytics", access::<CanRead>(), get(conversations::analytics)),
-        r(M::GET, "/api/v1/analytics/users/{user_id}/analytics", access::<CanRead>(), get(user_analytics::analytics)),
-        r(M::GET, "/api/v1/analytics/realtime", access::<CanRead>(), get(realtime::realtime)),
-        r(M::GET, "/api/v1/analytics/alerts", access::<CanRead>(), get(alerts::list)),
-        r(M::POST, "/api/v1/analytics/alerts", access::<CanAuthor>(), post(alerts::create).layer(small)),
-        r(M::GET, "/api/v1/analytics/alerts/{id}", access::<CanRead>(), get(alerts::get)),
-        r(M::PUT, "/api/v1/analytics/alerts/{id}", access::<CanAuthor>(), put(alerts::replace).layer(small)),
-        r(M::DELETE, "/api/v1/analytics/alerts/{id}", access::<CanAuthor>(), delete(alerts::delete)),
-        r(M::GET, "/api/v1/analytics/segments", access::<CanRead>(), get(segments::list)),
-        r(M::POST, "/api/v1/analytics/segments", access::<CanAuthor>(), post(segments::create).layer(small)),
-        r(M::GET, "/api/v1/analytics/segments/{id}", access::<CanRead>(), get(segments::get)),
-        r(M::PUT, "/api/v1/analytics/segments/{id}", access::<CanAuthor>(), put(segments::replace).layer(small)),
-        r(M::DELETE, "/api/v1/analytics/segments/{id}", access::<CanAuthor>(), delete(segments::delete)),
-        r(M::GET, "/api/v1/analytics/segments/{id}/members", access::<CanRead>(), get(segments::members)),
-        r(M::POST, "/api/v1/analytics/cohorts", access::<CanRead>(), post(behavior::cohorts).layer(small)),
-        r(M::GET, "/api/v1/analytics/custom-metrics", access::<CanRead>(), get(custom_metrics::list)),
-        r(
-            M::POST,
-            "/api/v1/analytics/custom-metrics",
-            access::<CanAuthor>(),
-            post(custom_metrics::create).layer(small),
-        ),
-        r(M::GET, "/api/v1/analytics/custom-metrics/{name}", access::<CanRead>(), get(custom_metrics::get)),
-        r(
-            M::PUT,
-            "/api/v1/analytics/custom-metrics/{name}",
-            access::<CanAuthor>(),
-            put(custom_metrics::replace).layer(small),
-        ),
-        r(M::DELETE, "/api/v1/analytics/custom-metrics/{name}", access::<CanAuthor>(), delete(custom_metrics::delete)),
+        read(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
+            .body_payload(any(), SMALL_BODY)
+            .errors(&[504])
+            .summary("analyses", "Run a structured query (seed 001)"),
+        read(M::GET, "/api/v1/analytics/metrics", get(query::summary))
+            .errors(&[504])
+            .summary("analyses", "Key metrics of a period against the previous one"),
+        read(M::POST, "/api/v1/insights", post(query::insights))
+            .body_payload(any(), SMALL_BODY)
+            .errors(&[504])
+            .summary("analyses", "Run an insight: aggregate, trend, breakdown, comparison or custom SQL"),
+        read(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
+            .body_payload(any(), SMALL_BODY)
+            .errors(&[504])
+            .summary("analyses", "Funnel conversion"),
+        read(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
+            .errors(&[504])
+            .summary("analyses", "Conversation analytics"),
+        read(M::GET, "/api/v1/analytics/users/{user_id}/analytics", get(user_analytics::analytics))
+            .errors(&[504])
+            .summary("analyses", "One user's analytics"),
+        read(M::GET, "/api/v1/analytics/realtime", get(realtime::realtime))
+            .errors(&[504])
+            .summary("analyses", "Realtime figures and firing alerts"),
+        read(M::GET, "/api/v1/analytics/alerts", get(alerts::list)).summary("alerts", "List alert rules"),
+        author_body(M::POST, "/api/v1/analytics/alerts", post(alerts::create), 201)
+            .summary("alerts", "Create an alert rule"),
+        read(M::GET, "/api/v1/analytics/alerts/{id}", get(alerts::get)).summary("alerts", "Read an alert rule"),
+        author_body(M::PUT, "/api/v1/analytics/alerts/{id}", put(alerts::replace), 200)
+            .summary("alerts", "Replace an alert rule"),
+        loose(
+            route(M::DELETE, "/api/v1/analytics/alerts/{id}", delete(alerts::delete))
+                .access::<CanAuthor>()
+                .class(Queries),
+            200,
+        )
+        .summary("alerts", "Delete an alert rule"),
+        read(M::GET, "/api/v1/analytics/segments", get(segments::list))
+            .errors(&[504])
+            .summary("segments", "List user segments"),
+        author_body(M::POST, "/api/v1/analytics/segments", post(segments::create), 201)
+            .errors(&[409, 504])
+            .summary("segments", "Create a user segment"),
+        read(M::GET, "/api/v1/analytics/segments/{id}", get(segments::get))
+            .errors(&[504])
+            .summary("segments", "Read a user segment"),
+        author_body(M::PUT, "/api/v1/analytics/segments/{id}", put(segments::replace), 200)
+            .errors(&[409, 504])
+            .summary("segments", "Replace a user segment"),
+        loose(
+            route(M::DELETE, "/api/v1/analytics/segments/{id}", delete(segments::delete))
+                .access::<CanAuthor>()
+                .class(Queries),
+            200,
+        )
+        .summary("segments", "Delete a user segment"),
+        read(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
+            .errors(&[504])
+            .summary("segments", "List a segment's members"),
+        read(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
+            .body_payload(any(), SMALL_BODY)
+            .errors(&[504])
+            .summary("analyses", "Retention cohorts"),
+        read(M::GET, "/api/v1/analytics/custom-metrics", get(custom_metrics::list))
+            .summary("metric definitions", "List custom metrics"),
+        author_body(M::POST, "/api/v1/analytics/custom-metrics", post(custom_metrics::create), 201)
+            .errors(&[409])
+            .summary("metric definitions", "Define a custom metric"),
+        read(M::GET, "/api/v1/analytics/custom-metrics/{name}", get(custom_metrics::get))
+            .summary("metric definitions", "Read a custom metric"),
+        author_body(M::PUT, "/api/v1/analytics/custom-metrics/{name}", put(custom_metrics::replace), 200)
+            .errors(&[409])
+            .summary("metric definitions", "Replace a custom metric"),
+        loose(
+            route(M::DELETE, "/api/v1/analytics/custom-metrics/{name}", delete(custom_metrics::delete))
+                .access::<CanAuthor>()
+                .class(Queries)
+                .errors(&[409]),
+            200,
+        )
+        .summary("metric definitions", "Delete a custom metric"),
         // Customers (seed 001).
-        r(M::GET, "/api/v1/customers/rfm", access::<CanRead>(), get(customers::rfm)),
-        r(M::GET, "/api/v1/customers/insights", access::<CanRead>(), get(customers::insights)),
-        r(M::GET, "/api/v1/customers/segments", access::<CanRead>(), get(customers::segments)),
+        read(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
+            .errors(&[504])
+            .summary("customers", "RFM segmentation"),
+        read(M::GET, "/api/v1/customers/insights", get(customers::insights))
+            .errors(&[504])
+            .summary("customers", "Customer insights"),
+        read(M::GET, "/api/v1/customers/segments", get(customers::segments))
+            .errors(&[504])
+            .summary("customers", "Customer segments"),
         // Sign-in (seeds 002 and 003) and the caller.
-        r(M::POST, "/api/token", public, post(identity::obtain_pair).layer(small)),
-        r(M::POST, "/api/token/refresh", public, post(identity::refresh_pair).layer(small)),
-        r(M::POST, "/auth/token", public, post(identity::oauth_token).layer(small)),
-        r(M::GET, "/api/v1/auth/me", access::<Signed>(), get(identity::me)),
+        loose(route(M::POST, "/api/token", post(identity::obtain_pair)).body_payload(any(), SMALL_BODY), 200)
+            .summary("sign-in", "Sign in: an access and a refresh token (seed 002)"),
+        loose(route(M::POST, "/api/token/refresh", post(identity::refresh_pair)).body_payload(any(), SMALL_BODY), 200)
+            .summary("sign-in", "Trade a refresh token for a new pair (seed 002)"),
+        loose(
+            route(M::POST, "/auth/token", post(identity::oauth_token))
+                .body_payload(any().with_content_type("application/x-www-form-urlencoded"), SMALL_BODY),
+            200,
+        )
+        .summary("sign-in", "OAuth2 password grant (seed 003)"),
+        loose(route(M::GET, "/api/v1/auth/me", get(identity::me)).access::<Signed>(), 200)
+            .summary("sign-in", "Who the credential belongs to"),
         // Tenants, users, keys, audit.
-        r(M::GET, "/api/v1/tenants", access::<IsSuperuser>(), get(tenants::list)),
-        r(M::POST, "/api/v1/tenants", access::<IsSuperuser>(), post(tenants::create).layer(small)),
-        r(M::GET, "/api/v1/tenants/{id}", access::<IsSuperuser>(), get(tenants::get)),
-        r(M::PATCH, "/api/v1/tenants/{id}", access::<IsSuperuser>(), patch(tenants::rename).layer(small)),
-        r(M::DELETE, "/api/v1/tenants/{id}", access::<IsSuperuser>(), delete(tenants::delete)),
-        r(M::GET, "/api/v1/users", access::<CanManage>(), get(users::list)),
-        r(M::POST, "/api/v1/users", access::<CanManage>(), post(users::create).layer(small)),
-        r(M::GET, "/api/v1/users/{id}", access::<CanManage>(), get(users::get)),
-        r(M::PATCH, "/api/v1/users/{id}", access::<CanManage>(), patch(users::update).layer(small)),
-        r(M::DELETE, "/api/v1/users/{id}", access::<CanManage>(), delete(users::delete)),
-        r(M::GET, "/api/v1/api-keys", access::<CanManage>(), get(api_keys::list)),
-        r(M::POST, "/api/v1/api-keys", access::<CanManage>(), post(api_keys::create).layer(small)),
-        r(M::DELETE, "/api/v1/api-keys/{id}", access::<CanManage>(), delete(api_keys::revoke)),
-        r(M::GET, "/api/v1/audit", access::<CanManage>(), get(audit::list)),
-        r(M::GET, "/api/v1/settings/cors", access::<CanManage>(), get(hygiene::get_cors)),
-        r(M::PUT, "/api/v1/settings/cors", access::<CanManage>(), put(hygiene::put_cors).layer(small)),
+        loose(route(M::GET, "/api/v1/tenants", get(tenants::list)).access::<IsSuperuser>(), 200)
+            .summary("tenants", "List tenants"),
+        loose(
+            route(M::POST, "/api/v1/tenants", post(tenants::create))
+                .access::<IsSuperuser>()
+                .body_payload(any(), SMALL_BODY),
+            201,
+        )
+        .errors(&[409])
+        .summary("tenants", "Create a tenant"),
+        loose(route(M::GET, "/api/v1/tenants/{id}", get(tenants::get)).access::<IsSuperuser>(), 200)
+            .summary("tenants", "Read a tenant"),
+        loose(
+            route(M::PATCH, "/api/v1/tenants/{id}", patch(tenants::rename))
+                .access::<IsSuperuser>()
+                .body_payload(any(), SMALL_BODY),
+            200,
+        )
+        .summary("tenants", "Rename a tenant"),
+        loose(route(M::DELETE, "/api/v1/tenants/{id}", delete(tenants::delete)).access::<IsSuperuser>(), 200)
+            .summary("tenants", "Delete a tenant and all its data"),
+        loose(manage(M::GET, "/api/v1/users", get(users::list)), 200).summary("users", "List the tenant's users"),
+        loose(manage(M::POST, "/api/v1/users", post(users::create)).body_payload(any(), SMALL_BODY), 201)
+            .errors(&[409])
+            .summary("users", "Create a user"),
+        loose(manage(M::GET, "/api/v1/users/{id}", get(users::get)), 200).summary("users", "Read a user"),
+        loose(manage(M::PATCH, "/api/v1/users/{id}", patch(users::update)).body_payload(any(), SMALL_BODY), 200)
+            .summary("users", "Change a user's role or password"),
+        loose(manage(M::DELETE, "/api/v1/users/{id}", delete(users::delete)), 200).summary("users", "Delete a user"),
+        loose(manage(M::GET, "/api/v1/api-keys", get(api_keys::list)), 200).summary("api keys", "List API keys"),
+        loose(manage(M::POST, "/api/v1/api-keys", post(api_keys::create)).body_payload(any(), SMALL_BODY), 201)
+            .summary("api keys", "Create an API key (shown once)"),
+        loose(manage(M::DELETE, "/api/v1/api-keys/{id}", delete(api_keys::revoke)), 200)
+            .summary("api keys", "Revoke an API key"),
+        loose(manage(M::GET, "/api/v1/audit", get(audit::list)), 200).summary("audit", "The audit log"),
+        loose(manage(M::GET, "/api/v1/settings/cors", get(hygiene::get_cors)), 200)
+            .summary("settings", "The tenant's allowed browser origins"),
+        loose(manage(M::PUT, "/api/v1/settings/cors", put(hygiene::put_cors)).body_payload(any(), SMALL_BODY), 200)
+            .summary("settings", "Replace the tenant's allowed browser origins"),
         // Operations.
-        r(M::GET, "/health", public, get(ops::health)),
-        r(M::GET, "/live", public, get(ops::live)),
-        r(M::GET, "/ready", public, get(ops::ready)),
-        r(M::GET, "/metrics", public, get(ops::metrics)),
+        loose(route(M::GET, "/health", get(ops::health)).class(Exempt).errors(&[503]), 200)
+            .summary("operations", "Health of each store"),
+        loose(route(M::GET, "/live", get(ops::live)).class(Exempt), 200).summary("operations", "Liveness"),
+        loose(route(M::GET, "/ready", get(ops::ready)).class(Exempt).errors(&[503]), 200)
+            .summary("operations", "Readiness"),
+        route(M::GET, "/metrics", get(ops::metrics))
+            .class(Exempt)
+            .answers_payload(200, Some(Payload::text()))
+            .summary("operations", "Prometheus metrics"),
+        // The API's own description (seeds 000, 002 and 003).
+        loose(route(M::GET, "/openapi.json", get(openapi::serve)).class(Exempt).query::<openapi::FormatParams>(), 200)
+            .summary("documentation", "This OpenAPI document"),
+        loose(route(M::GET, "/api/schema", get(openapi::serve)).class(Exempt).query::<openapi::FormatParams>(), 200)
+            .summary("documentation", "This OpenAPI document (drf-spectacular's path)"),
     ]
 }
 
 /// Every route with who may call it.
 pub fn route_specs() -> Vec<RouteSpec> {
-    table().into_iter().map(|(spec, _)| spec).collect()
+    table().into_iter().map(|r| r.spec).collect()
+}
+
+/// The spec of a matched route, for the guard: its class and access.
+pub fn spec_of(method: &Method, path: &str) -> Option<&'static RouteSpec> {
+    static SPECS: std::sync::OnceLock<Vec<RouteSpec>> = std::sync::OnceLock::new();
+    SPECS.get_or_init(route_specs).iter().find(|s| s.method == method && s.path == path)
 }
 
 /// The API's routes, without the outer layers.
 pub fn routes() -> Router<AppState> {
     let mut router = Router::new();
-    for (spec, method_router) in table() {
+    for row in table() {
+        let (spec, method_router) = row.build();
         router = router.route(spec.path, method_router);
     }
-    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed)
+    router.merge(docs::router()).fallback(not_found).method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

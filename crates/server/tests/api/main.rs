@@ -19,6 +19,7 @@ mod jwks;
 mod manage;
 mod matrix;
 mod metric_records;
+mod openapi;
 mod ops;
 mod read;
 mod realtime;

@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    let class = LimitClass::of(req.method(), &path);
+    // Unrouted requests (404, 405) count as `api`.
+    let class = super::spec_of(req.method(), &path).map_or(LimitClass::Api, |s| s.class);
     if class == LimitClass::Exempt {
         return next.run(req).await;
     }

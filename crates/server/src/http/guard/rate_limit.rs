@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Endpoints that share a limit.
+/// Endpoints that share a limit. Each route names its class in the route table
+/// (`http::table`); the rule is written in `docs/limits.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitClass {
     Events,
@@ -25,31 +26,18 @@ pub enum LimitClass {
 }
 
 impl LimitClass {
-    /// The class of a route, from its method and path.
-    pub fn of(method: &axum::http::Method, path: &str) -> LimitClass {
-        use axum::http::Method;
-        if matches!(path, "/health" | "/live" | "/ready" | "/metrics") {
-            return LimitClass::Exempt;
+    /// The class's name, as `limit_<name>` settings and the docs spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LimitClass::Events => "events",
+            LimitClass::Batch => "batch",
+            LimitClass::Queries => "queries",
+            LimitClass::Reports => "reports",
+            LimitClass::Dashboards => "dashboards",
+            LimitClass::Export => "export",
+            LimitClass::Api => "api",
+            LimitClass::Exempt => "exempt",
         }
-        if path.ends_with("/events/batch") {
-            return LimitClass::Batch;
-        }
-        if *method == Method::POST && (path == "/api/v1/analytics/events" || path.ends_with("/track/activity")) {
-            return LimitClass::Events;
-        }
-        if path.contains("/export") {
-            return LimitClass::Export;
-        }
-        if path.starts_with("/api/v1/reports") {
-            return LimitClass::Reports;
-        }
-        if path.starts_with("/api/v1/dashboards") {
-            return LimitClass::Dashboards;
-        }
-        if path.starts_with("/api/v1/analytics") || path.starts_with("/api/v1/insights") {
-            return LimitClass::Queries;
-        }
-        LimitClass::Api
     }
 }
 
@@ -151,11 +139,15 @@ mod tests {
 
     #[test]
     fn classes_follow_the_seeds() {
+        use crate::http::spec_of;
         use axum::http::Method;
-        assert_eq!(LimitClass::of(&Method::POST, "/api/v1/analytics/events"), LimitClass::Events);
-        assert_eq!(LimitClass::of(&Method::GET, "/api/v1/analytics/events"), LimitClass::Queries);
-        assert_eq!(LimitClass::of(&Method::POST, "/api/v1/analytics/events/batch"), LimitClass::Batch);
-        assert_eq!(LimitClass::of(&Method::GET, "/health"), LimitClass::Exempt);
-        assert_eq!(LimitClass::of(&Method::POST, "/api/v1/users"), LimitClass::Api);
+        let class = |m: Method, p: &str| spec_of(&m, p).unwrap_or_else(|| panic!("no route {m} {p}")).class;
+        assert_eq!(class(Method::POST, "/api/v1/analytics/events"), LimitClass::Events);
+        assert_eq!(class(Method::GET, "/api/v1/analytics/events"), LimitClass::Queries);
+        assert_eq!(class(Method::POST, "/api/v1/analytics/events/batch"), LimitClass::Batch);
+        assert_eq!(class(Method::GET, "/health"), LimitClass::Exempt);
+        assert_eq!(class(Method::POST, "/api/v1/users"), LimitClass::Api);
+        assert_eq!(class(Method::GET, "/api/v1/customers/rfm"), LimitClass::Queries);
+        assert_eq!(class(Method::GET, "/api/v1/metrics/aggregate"), LimitClass::Queries);
     }
 }
