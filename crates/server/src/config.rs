@@ -376,6 +376,8 @@ pub fn unknown_env_vars() -> Vec<String> {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -8,6 +8,9 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
+/// A breakdown's values for one line (`None`: the value is missing).
+type Dims = Vec<Option<String>>;
+
 /// One row as the engine returned it, read by its [`Layout`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -73,7 +76,7 @@ pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: 
             let all = buckets(window, g, q.tz).unwrap_or_default();
             // One line per breakdown value (one in all without a breakdown), the `limit`
             // with the largest total of the first series first.
-            let mut groups: Vec<(Vec<Option<String>>, HashMap<NaiveDateTime, &Row>)> = Vec::new();
+            let mut groups: Vec<(Dims, HashMap<NaiveDateTime, &Row>)> = Vec::new();
             for r in rows {
                 let Some(b) = r.bucket else { continue };
                 match groups.iter_mut().find(|(d, _)| *d == r.dims) {

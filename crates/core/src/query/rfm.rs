@@ -19,8 +19,11 @@ use crate::model::TenantId;
 use crate::sql::{SqlBuilder, SqlValue};
 use chrono::{DateTime, Utc};
 
+/// A segment: key, name, description, the R scores and the F scores it covers.
+pub type SegmentRow = (&'static str, &'static str, &'static str, (u8, u8), (u8, u8));
+
 /// The segments, each with the R and F scores it covers, in the order answers list them.
-pub const SEGMENTS: &[(&str, &str, &str, (u8, u8), (u8, u8))] = &[
+pub const SEGMENTS: &[SegmentRow] = &[
     ("champions", "Champions", "Bought recently, buy often", (5, 5), (4, 5)),
     ("loyal_customers", "Loyal Customers", "Buy often, fairly recently", (3, 4), (4, 5)),
     ("potential_loyalists", "Potential Loyalists", "Recent buyers with a few purchases", (4, 5), (2, 3)),

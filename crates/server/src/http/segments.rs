@@ -41,7 +41,7 @@ fn parse_body(body: &Value) -> ApiResult<(String, Value)> {
 async fn member_count(state: &AppState, tenant: &TenantId, s: &Segment) -> ApiResult<u64> {
     let conds = parse_conditions(&s.conditions, Utc::now()).map_err(ApiError::invalid)?;
     let (sql, params) = count_sql(tenant, &conds, Utc::now());
-    let out = state.queries.run_sql(&sql, params, crate::analytics::time_limit(&state, None), 1).await?;
+    let out = state.queries.run_sql(&sql, params, crate::analytics::time_limit(state, None), 1).await?;
     Ok(out.rows.first().and_then(|r| r.first()).and_then(Value::as_u64).unwrap_or(0))
 }
 

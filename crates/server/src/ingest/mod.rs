@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+/// Work the writer runs on its own thread, with the sink.
+type SinkTask = Box<dyn FnOnce(&mut dyn EventSink) + Send>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("the ingest queue is full")]
@@ -62,7 +65,7 @@ enum Msg {
     /// Delete every event of a tenant, in order with the commits around it.
     DeleteTenant(TenantId, oneshot::Sender<anyhow::Result<u64>>),
     /// Any other write (metric records), in order with the commits around it.
-    Run(Box<dyn FnOnce(&mut dyn EventSink) + Send>),
+    Run(SinkTask),
     /// Commit everything queued before it, checkpoint, and stop.
     Shutdown(oneshot::Sender<anyhow::Result<()>>),
 }
@@ -137,7 +140,7 @@ impl Ingestor {
         f: impl FnOnce(&mut dyn EventSink) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, IngestError> {
         let (done, wait) = oneshot::channel();
-        let job: Box<dyn FnOnce(&mut dyn EventSink) + Send> = Box::new(move |sink| {
+        let job: SinkTask = Box::new(move |sink| {
             let _ = done.send(f(sink));
         });
         self.tx.try_send(Msg::Run(job)).map_err(|e| match e {

@@ -162,9 +162,7 @@ fn population(seed: u64, n: usize, from: DateTime<Utc>, span_days: u64) -> Vec<E
         if r.chance(92) {
             names.push("conversation_started");
         }
-        for _ in 0..r.below(12) {
-            names.push("message");
-        }
+        names.extend(std::iter::repeat_n("message", r.below(12) as usize));
         let ended = r.chance(70);
         if ended {
             names.push("conversation_ended");

@@ -1,5 +1,8 @@
 //! API tests against a real server: real DuckDB, real SQLite, real HTTP.
 
+// Tables of cases are written as tuples on purpose.
+#![allow(clippy::type_complexity)]
+
 mod helpers;
 
 mod analytics_query;

@@ -123,8 +123,7 @@ mod tests {
 
     #[test]
     fn exactly_count_pass_per_window_and_keys_are_separate() {
-        let mut cfg = Config::default();
-        cfg.limit_events = "3/second".into();
+        let cfg = Config { limit_events: "3/second".into(), ..Config::default() };
         let l = Limiter::from_config(&cfg).unwrap();
         let passed: Vec<bool> =
             (0..5).map(|_| l.check("tenant:a", LimitClass::Events, false).unwrap().allowed).collect();
