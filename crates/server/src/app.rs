@@ -150,14 +150,19 @@ impl App {
         let service = crate::http::service(state.clone());
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        // With the peer's address on each request, for the audit log.
-        let make =
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(service);
-        let server = axum::serve(listener, make).with_graceful_shutdown(async move {
+        let limits = crate::http::listener::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(state.config.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(state.config.body_read_timeout_secs),
+            max_connections: state.config.max_connections,
+        };
+        let server = crate::http::listener::serve(listener, service, limits, async move {
             shutdown.await;
             let _ = stop_tx.send(());
         });
-        let serving = tokio::spawn(async move { server.await });
+        let serving = tokio::spawn(async move {
+            server.await;
+            anyhow::Ok(())
+        });
         let mut serving = serving;
         tokio::select! {
             r = &mut serving => { r??; }

@@ -89,6 +89,13 @@ pub struct Config {
     pub query_timeout_ms: u64,
     /// Seconds a shutdown waits for in-flight requests before it stops anyway.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's whole header; a keep-alive connection
+    /// idle this long is closed too.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may stall (no bytes arriving) before the request fails.
+    pub body_read_timeout_secs: u64,
+    /// Most connections open at once; beyond it, new ones wait to be accepted.
+    pub max_connections: usize,
     /// Lifetime of access tokens issued at sign-in, in seconds.
     pub access_token_ttl_secs: u64,
     /// Lifetime of refresh tokens, in seconds.
@@ -166,6 +173,9 @@ impl Default for Config {
             query_timeout_ms: 10_000,
             materialized_properties: DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect(),
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            max_connections: 10_000,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 14 * 24 * 3600,
             limit_events: "1000/minute".into(),
@@ -300,6 +310,15 @@ impl Config {
             if d.sunset.is_some_and(|s| s < d.deprecation) {
                 return bad("deprecated_routes", &format!("{}: sunset comes before deprecation", d.path));
             }
+        }
+        if self.header_read_timeout_secs == 0 || self.header_read_timeout_secs > 3600 {
+            return bad("header_read_timeout_secs", "must be 1 to 3600");
+        }
+        if self.body_read_timeout_secs == 0 || self.body_read_timeout_secs > 3600 {
+            return bad("body_read_timeout_secs", "must be 1 to 3600");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
         }
         if self.max_readers == 0 {
             return bad("max_readers", "must be at least 1");

@@ -2,7 +2,9 @@
 // No web fonts are linked: the theme uses the system font stacks, so nothing is fetched from
 // another host (the vendored bundle's Redocly logo is an inline SVG, see
 // scripts/vendor-docs-assets.sh). The search index runs in a web worker made from a blob: URL,
-// which is why the CSP has worker-src blob:.
+// which is why the CSP has worker-src blob:. Styles: styled-components adds one empty <style>
+// and fills it through CSSOM, and the bundle injects perfect-scrollbar's CSS as one inline
+// <style>; a CSP without 'unsafe-inline' allows those two by hash (scripts/vendor-docs-assets.sh).
 "use strict";
 (function () {
   document.body.style.margin = "0";
@@ -11,7 +13,6 @@
   Redoc.init(
     "/openapi.json",
     {
-      hideDownloadButton: false,
       expandResponses: "200,201",
       pathInMiddlePanel: true,
       theme: {

@@ -12,12 +12,20 @@ use axum::routing::get;
 use std::io::Write;
 use std::sync::OnceLock;
 
-/// The pages' policy: scripts and styles from this server only (the UIs set inline
-/// styles), images also as `data:` URIs, ReDoc's search worker from a `blob:`, and
-/// fetches of the document from here.
-pub const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; connect-src 'self'; font-src 'self' data:; worker-src 'self' blob:; \
-     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Swagger UI's policy: its own scripts and styles, `data:` icons, and fetches of the
+/// document (and "Try it out") to this server only.
+pub const SWAGGER_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src data:; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// ReDoc's policy: as Swagger UI's, plus the two `<style>` elements ReDoc 2.5.4 writes
+/// (an empty one it fills through the CSSOM, and perfect-scrollbar's CSS), allowed by
+/// hash rather than `'unsafe-inline'`, and its search worker, made from a `blob:`. A new
+/// ReDoc changes the second hash: `scripts/docs-browser-check.py` then fails and Chromium
+/// names the new one.
+pub const REDOC_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' \
+     'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='; img-src data:; connect-src 'self'; \
+     worker-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 struct Asset {
     name: &'static str,
@@ -82,7 +90,8 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     // Pages revalidate (they name the assets); assets change only with the binary.
     let cache = if a.content_type == HTML { "no-cache" } else { "public, max-age=86400" };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_POLICY));
+    let policy = if a.name.starts_with("redoc") { REDOC_POLICY } else { SWAGGER_POLICY };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     res
 }
 

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod guard;
 pub mod hygiene;
 pub mod identity;
+pub mod listener;
 pub mod metric_records;
 pub mod openapi;
 pub mod ops;

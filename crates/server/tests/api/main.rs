@@ -9,6 +9,7 @@ mod analytics_query;
 mod auth;
 mod cohorts;
 mod compiler_props;
+mod connections;
 mod conversations;
 mod custom_sql;
 mod customers;
