@@ -8,7 +8,7 @@ pub const DEFAULT_TENANT: &str = "default";
 
 /// A tenant's id: 1 to 64 characters of `[A-Za-z0-9_.-]`, so it is safe in a header,
 /// a path and a log line. Created tenants get a UUID; JWTs may name any valid id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct TenantId(String);
 
@@ -39,7 +39,7 @@ impl fmt::Display for TenantId {
 }
 
 /// What a credential may do inside its tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything in its tenant.

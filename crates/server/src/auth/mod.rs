@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 /// How a caller proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// A token from an external issuer.

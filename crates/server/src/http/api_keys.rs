@@ -11,19 +11,37 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_core::code::FieldError;
 use sightline_core::event::parse_timestamp;
 use sightline_core::model::Role;
 
-#[derive(Debug, Deserialize)]
+/// An API key to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
+    /// 1 to 100 characters; `api key` when left out.
     name: Option<String>,
+    /// `admin`, `analyst`, `viewer` or `ingest`.
     role: Option<String>,
-    /// RFC 3339; none: the key does not expire.
+    /// RFC 3339, in the future; none: the key does not expire.
     expires_at: Option<String>,
+}
+
+/// A new API key, with the key itself: shown this once, only its hash is kept.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    made: ApiKey,
+    /// `sl_` and 40 hex digits; send it as `Authorization: Bearer <key>`.
+    key: String,
+}
+
+/// The tenant's API keys, without the keys.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyList {
+    data: Vec<ApiKey>,
 }
 
 pub async fn create(
@@ -31,7 +49,7 @@ pub async fn create(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(b): ApiJson<NewKeyBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let mut errors = Vec::new();
     let name = b.name.unwrap_or_else(|| "api key".into()).trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -80,13 +98,11 @@ pub async fn create(
         .await?;
     let details = json!({ "name": made.name, "role": made.role, "expires_at": made.expires_at });
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "api_key.create", Some(&made.id), &ip, details).await;
-    let mut body = serde_json::to_value(&made).map_err(ApiError::internal)?;
-    body["key"] = Value::String(key);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { made, key })))
 }
 
-pub async fn list(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "data": state.meta.list_api_keys(&caller.tenant).await? })))
+pub async fn list(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<ApiKeyList>> {
+    Ok(Json(ApiKeyList { data: state.meta.list_api_keys(&caller.tenant).await? }))
 }
 
 /// `DELETE /api/v1/api-keys/{id}`: revokes; the key stays listed, marked revoked.

@@ -9,8 +9,8 @@ use crate::store::AuditEntry;
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sightline_core::model::TenantId;
 
 /// Records one entry. A failure to record is logged, never turned into a failed request:
@@ -47,10 +47,22 @@ pub fn actor(p: &Principal) -> String {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A page of the audit log.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Entries to return: 1 to 1000 (a larger value is clamped), 100 by default.
     limit: Option<u32>,
+    /// Entries to skip, newest first.
     skip: Option<u32>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    data: Vec<AuditEntry>,
+    limit: u32,
+    skip: u32,
 }
 
 /// `GET /api/v1/audit`: newest first.
@@ -58,8 +70,9 @@ pub async fn list(
     caller: Caller<CanManage>,
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<AuditParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditPage>> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.meta.list_audit(&caller.tenant, limit, p.skip.unwrap_or(0)).await?;
-    Ok(Json(json!({ "data": entries, "limit": limit, "skip": p.skip.unwrap_or(0) })))
+    let skip = p.skip.unwrap_or(0);
+    let data = state.meta.list_audit(&caller.tenant, limit, skip).await?;
+    Ok(Json(AuditPage { data, limit, skip }))
 }

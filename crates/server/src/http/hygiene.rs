@@ -13,8 +13,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_core::model::TenantId;
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -165,16 +165,24 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     res
 }
 
-#[derive(Debug, Deserialize)]
+/// The browser origins allowed to call for this tenant.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CorsBody {
+    /// At most 100 origins such as `https://shop.example.com`.
     origins: Option<Vec<String>>,
 }
 
+/// The tenant's allowed browser origins, sorted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CorsOrigins {
+    origins: Vec<String>,
+}
+
 /// `GET /api/v1/settings/cors`.
-pub async fn get_cors(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn get_cors(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<CorsOrigins>> {
     let v = state.meta.get_tenant_setting(&caller.tenant, SETTING).await?.unwrap_or(json!([]));
-    Ok(Json(json!({ "origins": v })))
+    Ok(Json(CorsOrigins { origins: serde_json::from_value(v).unwrap_or_default() }))
 }
 
 /// `PUT /api/v1/settings/cors` with `{"origins": [...]}`: replaces the tenant's list.
@@ -183,7 +191,7 @@ pub async fn put_cors(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(b): ApiJson<CorsBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CorsOrigins>> {
     let Some(list) = b.origins else {
         return Err(ApiError::field("origins", "origins is required: an array of origins"));
     };
@@ -203,7 +211,7 @@ pub async fn put_cors(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let mut sorted: Vec<&String> = set.iter().collect();
+    let mut sorted: Vec<String> = set.iter().cloned().collect();
     sorted.sort();
     let value = json!(sorted);
     state.meta.put_tenant_setting(&caller.tenant, SETTING, &value).await?;
@@ -218,5 +226,5 @@ pub async fn put_cors(
         json!({ "origins": value }),
     )
     .await;
-    Ok(Json(json!({ "origins": value })))
+    Ok(Json(CorsOrigins { origins: sorted }))
 }

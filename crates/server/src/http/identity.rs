@@ -17,15 +17,17 @@ use crate::auth::{Caller, Signed};
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_core::code::FieldError;
-use sightline_core::model::TenantId;
+use sightline_core::model::{Role, TenantId};
 
-#[derive(Debug, Deserialize)]
+/// A sign-in: username and password, in a tenant (`X-Tenant-ID` also names it).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
     username: Option<String>,
     password: Option<String>,
+    /// The tenant; the default tenant when neither this nor `X-Tenant-ID` is given.
     tenant: Option<String>,
     /// OAuth2 sends it; only `password` is supported.
     grant_type: Option<String>,
@@ -82,23 +84,64 @@ pub async fn obtain_pair(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiJson(c): ApiJson<Credentials>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenPair>> {
     let t = sign_in(&state, c, &headers, &ip).await?;
-    Ok(Json(json!({ "access": t.access, "refresh": t.refresh })))
+    Ok(Json(TokenPair { access: t.access, refresh: t.refresh }))
 }
 
-#[derive(Debug, Deserialize)]
+/// An access token and the refresh token that renews it (seed 002, simplejwt's shape).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenPair {
+    /// A short-lived bearer token.
+    access: String,
+    /// A single-use token for `POST /api/token/refresh/`.
+    refresh: String,
+}
+
+/// OAuth2's token answer (seed 003).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OAuthToken {
+    access_token: String,
+    /// Always `bearer`.
+    token_type: &'static str,
+    /// Seconds the access token lives.
+    expires_in: u64,
+    refresh_token: String,
+}
+
+/// Who a credential belongs to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// The token's `sub`, or the API key's id.
+    subject: String,
+    /// The username, for a local user.
+    username: Option<String>,
+    #[schema(value_type = String)]
+    tenant_id: TenantId,
+    /// The strongest role held.
+    role: Role,
+    /// Every role held.
+    roles: Vec<Role>,
+    superuser: bool,
+    auth_method: crate::auth::AuthMethod,
+}
+
+/// A refresh token to trade for a new pair.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh: Option<String>,
 }
 
 /// `POST /api/token/refresh/` (seed 002): rotates the refresh token.
-pub async fn refresh_pair(State(state): State<AppState>, ApiJson(b): ApiJson<RefreshBody>) -> ApiResult<Json<Value>> {
+pub async fn refresh_pair(
+    State(state): State<AppState>,
+    ApiJson(b): ApiJson<RefreshBody>,
+) -> ApiResult<Json<TokenPair>> {
     let Some(token) = b.refresh.filter(|t| !t.is_empty()) else {
         return Err(ApiError::field("refresh", "refresh is required"));
     };
     let t = state.sessions.refresh(state.meta.as_ref(), &token).await?;
-    Ok(Json(json!({ "access": t.access, "refresh": t.refresh })))
+    Ok(Json(TokenPair { access: t.access, refresh: t.refresh }))
 }
 
 /// `POST /auth/token` (seed 003): OAuth2's password grant, form-encoded.
@@ -107,26 +150,26 @@ pub async fn oauth_token(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     ApiForm(c): ApiForm<Credentials>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OAuthToken>> {
     let t = sign_in(&state, c, &headers, &ip).await?;
-    Ok(Json(json!({
-        "access_token": t.access,
-        "token_type": "bearer",
-        "expires_in": t.expires_in,
-        "refresh_token": t.refresh,
-    })))
+    Ok(Json(OAuthToken {
+        access_token: t.access,
+        token_type: "bearer",
+        expires_in: t.expires_in,
+        refresh_token: t.refresh,
+    }))
 }
 
 /// `GET /api/v1/auth/me`.
-pub async fn me(caller: Caller<Signed>) -> Json<Value> {
-    let p = &caller.principal;
-    Json(json!({
-        "subject": p.subject,
-        "username": p.username,
-        "tenant_id": p.tenant,
-        "role": p.role,
-        "roles": p.roles,
-        "superuser": p.superuser,
-        "auth_method": p.via,
-    }))
+pub async fn me(caller: Caller<Signed>) -> Json<Me> {
+    let p = caller.principal;
+    Json(Me {
+        subject: p.subject,
+        username: p.username,
+        tenant_id: p.tenant,
+        role: p.role,
+        roles: p.roles,
+        superuser: p.superuser,
+        auth_method: p.via,
+    })
 }

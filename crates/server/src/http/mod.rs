@@ -236,63 +236,103 @@ fn table() -> Vec<Route> {
             .errors(&[504])
             .summary("customers", "Customer segments"),
         // Sign-in (seeds 002 and 003) and the caller.
-        loose(route(M::POST, "/api/token", post(identity::obtain_pair)).body_payload(any(), SMALL_BODY), 200)
+        route(M::POST, "/api/token", post(identity::obtain_pair))
+            .body::<identity::Credentials>(SMALL_BODY)
+            .answers::<identity::TokenPair>(200)
             .summary("sign-in", "Sign in: an access and a refresh token (seed 002)"),
-        loose(route(M::POST, "/api/token/refresh", post(identity::refresh_pair)).body_payload(any(), SMALL_BODY), 200)
+        route(M::POST, "/api/token/refresh", post(identity::refresh_pair))
+            .body::<identity::RefreshBody>(SMALL_BODY)
+            .answers::<identity::TokenPair>(200)
             .summary("sign-in", "Trade a refresh token for a new pair (seed 002)"),
-        loose(
-            route(M::POST, "/auth/token", post(identity::oauth_token))
-                .body_payload(any().with_content_type("application/x-www-form-urlencoded"), SMALL_BODY),
-            200,
-        )
-        .summary("sign-in", "OAuth2 password grant (seed 003)"),
-        loose(route(M::GET, "/api/v1/auth/me", get(identity::me)).access::<Signed>(), 200)
+        route(M::POST, "/auth/token", post(identity::oauth_token))
+            .body_payload(
+                Payload::of::<identity::Credentials>().with_content_type("application/x-www-form-urlencoded"),
+                SMALL_BODY,
+            )
+            .answers::<identity::OAuthToken>(200)
+            .summary("sign-in", "OAuth2 password grant (seed 003)"),
+        route(M::GET, "/api/v1/auth/me", get(identity::me))
+            .access::<Signed>()
+            .answers::<identity::Me>(200)
             .summary("sign-in", "Who the credential belongs to"),
         // Tenants, users, keys, audit.
-        loose(route(M::GET, "/api/v1/tenants", get(tenants::list)).access::<IsSuperuser>(), 200)
+        route(M::GET, "/api/v1/tenants", get(tenants::list))
+            .access::<IsSuperuser>()
+            .answers::<tenants::TenantList>(200)
             .summary("tenants", "List tenants"),
-        loose(
-            route(M::POST, "/api/v1/tenants", post(tenants::create))
-                .access::<IsSuperuser>()
-                .body_payload(any(), SMALL_BODY),
-            201,
-        )
-        .errors(&[409])
-        .summary("tenants", "Create a tenant"),
-        loose(route(M::GET, "/api/v1/tenants/{id}", get(tenants::get)).access::<IsSuperuser>(), 200)
+        route(M::POST, "/api/v1/tenants", post(tenants::create))
+            .access::<IsSuperuser>()
+            .body::<tenants::TenantBody>(SMALL_BODY)
+            .answers::<crate::store::Tenant>(201)
+            .errors(&[409])
+            .summary("tenants", "Create a tenant"),
+        route(M::GET, "/api/v1/tenants/{id}", get(tenants::get))
+            .access::<IsSuperuser>()
+            .answers::<crate::store::Tenant>(200)
             .summary("tenants", "Read a tenant"),
-        loose(
-            route(M::PATCH, "/api/v1/tenants/{id}", patch(tenants::rename))
-                .access::<IsSuperuser>()
-                .body_payload(any(), SMALL_BODY),
-            200,
-        )
-        .summary("tenants", "Rename a tenant"),
-        loose(route(M::DELETE, "/api/v1/tenants/{id}", delete(tenants::delete)).access::<IsSuperuser>(), 200)
+        route(M::PATCH, "/api/v1/tenants/{id}", patch(tenants::rename))
+            .access::<IsSuperuser>()
+            .body::<tenants::TenantBody>(SMALL_BODY)
+            .answers::<crate::store::Tenant>(200)
+            .summary("tenants", "Rename a tenant"),
+        route(M::DELETE, "/api/v1/tenants/{id}", delete(tenants::delete))
+            .access::<IsSuperuser>()
+            .answers::<tenants::TenantDeleted>(200)
+            .errors(&[409, 503])
             .summary("tenants", "Delete a tenant and all its data"),
-        loose(manage(M::GET, "/api/v1/users", get(users::list)), 200).summary("users", "List the tenant's users"),
-        loose(manage(M::POST, "/api/v1/users", post(users::create)).body_payload(any(), SMALL_BODY), 201)
+        manage(M::GET, "/api/v1/users", get(users::list))
+            .answers::<users::UserList>(200)
+            .summary("users", "List the tenant's users"),
+        manage(M::POST, "/api/v1/users", post(users::create))
+            .body::<users::NewUserBody>(SMALL_BODY)
+            .answers::<crate::store::User>(201)
             .errors(&[409])
             .summary("users", "Create a user"),
-        loose(manage(M::GET, "/api/v1/users/{id}", get(users::get)), 200).summary("users", "Read a user"),
-        loose(manage(M::PATCH, "/api/v1/users/{id}", patch(users::update)).body_payload(any(), SMALL_BODY), 200)
+        manage(M::GET, "/api/v1/users/{id}", get(users::get))
+            .answers::<crate::store::User>(200)
+            .summary("users", "Read a user"),
+        manage(M::PATCH, "/api/v1/users/{id}", patch(users::update))
+            .body::<users::UserPatch>(SMALL_BODY)
+            .answers::<crate::store::User>(200)
             .summary("users", "Change a user's role or password"),
-        loose(manage(M::DELETE, "/api/v1/users/{id}", delete(users::delete)), 200).summary("users", "Delete a user"),
-        loose(manage(M::GET, "/api/v1/api-keys", get(api_keys::list)), 200).summary("api keys", "List API keys"),
-        loose(manage(M::POST, "/api/v1/api-keys", post(api_keys::create)).body_payload(any(), SMALL_BODY), 201)
+        manage(M::DELETE, "/api/v1/users/{id}", delete(users::delete))
+            .answers_payload(204, None)
+            .summary("users", "Delete a user"),
+        manage(M::GET, "/api/v1/api-keys", get(api_keys::list))
+            .answers::<api_keys::ApiKeyList>(200)
+            .summary("api keys", "List API keys"),
+        manage(M::POST, "/api/v1/api-keys", post(api_keys::create))
+            .body::<api_keys::NewKeyBody>(SMALL_BODY)
+            .answers::<api_keys::CreatedApiKey>(201)
             .summary("api keys", "Create an API key (shown once)"),
-        loose(manage(M::DELETE, "/api/v1/api-keys/{id}", delete(api_keys::revoke)), 200)
+        manage(M::DELETE, "/api/v1/api-keys/{id}", delete(api_keys::revoke))
+            .answers::<crate::store::ApiKey>(200)
             .summary("api keys", "Revoke an API key"),
-        loose(manage(M::GET, "/api/v1/audit", get(audit::list)), 200).summary("audit", "The audit log"),
-        loose(manage(M::GET, "/api/v1/settings/cors", get(hygiene::get_cors)), 200)
+        manage(M::GET, "/api/v1/audit", get(audit::list))
+            .query::<audit::AuditParams>()
+            .answers::<audit::AuditPage>(200)
+            .summary("audit", "The audit log"),
+        manage(M::GET, "/api/v1/settings/cors", get(hygiene::get_cors))
+            .answers::<hygiene::CorsOrigins>(200)
             .summary("settings", "The tenant's allowed browser origins"),
-        loose(manage(M::PUT, "/api/v1/settings/cors", put(hygiene::put_cors)).body_payload(any(), SMALL_BODY), 200)
+        manage(M::PUT, "/api/v1/settings/cors", put(hygiene::put_cors))
+            .body::<hygiene::CorsBody>(SMALL_BODY)
+            .answers::<hygiene::CorsOrigins>(200)
             .summary("settings", "Replace the tenant's allowed browser origins"),
         // Operations.
-        loose(route(M::GET, "/health", get(ops::health)).class(Exempt).errors(&[503]), 200)
+        route(M::GET, "/health", get(ops::health))
+            .class(Exempt)
+            .answers::<ops::Health>(200)
+            .answers::<ops::Health>(503)
             .summary("operations", "Health of each store"),
-        loose(route(M::GET, "/live", get(ops::live)).class(Exempt), 200).summary("operations", "Liveness"),
-        loose(route(M::GET, "/ready", get(ops::ready)).class(Exempt).errors(&[503]), 200)
+        route(M::GET, "/live", get(ops::live))
+            .class(Exempt)
+            .answers::<ops::Live>(200)
+            .summary("operations", "Liveness"),
+        route(M::GET, "/ready", get(ops::ready))
+            .class(Exempt)
+            .answers::<ops::Ready>(200)
+            .answers::<ops::Ready>(503)
             .summary("operations", "Readiness"),
         route(M::GET, "/metrics", get(ops::metrics))
             .class(Exempt)

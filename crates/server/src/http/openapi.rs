@@ -210,7 +210,7 @@ fn operation(spec: &RouteSpec, schemas: &mut SchemaSink) -> utoipa::openapi::pat
         }
         op = op.response(status.to_string(), r.build());
     }
-    for status in error_statuses(spec) {
+    for status in error_statuses(spec).into_iter().filter(|s| !spec.doc.answers.iter().any(|(a, _)| a == s)) {
         op = op.response(status.to_string(), problem_response(status));
     }
     if spec.access != Access::Public {

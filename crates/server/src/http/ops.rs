@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::time::Instant;
 
 async fn timed<F: std::future::Future<Output = Result<(), crate::store::StoreError>>>(f: F) -> (bool, u64) {
@@ -17,45 +17,102 @@ async fn timed<F: std::future::Future<Output = Result<(), crate::store::StoreErr
     (ok, t.elapsed().as_millis() as u64)
 }
 
-fn check(ok: bool, latency: u64) -> Value {
-    json!({ "status": if ok { "healthy" } else { "unhealthy" }, "latency": latency })
+/// One store's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Check {
+    /// `healthy` or `unhealthy`.
+    status: &'static str,
+    /// Milliseconds the store took to answer.
+    latency: u64,
+}
+
+fn check(ok: bool, latency: u64) -> Check {
+    Check { status: if ok { "healthy" } else { "unhealthy" }, latency }
+}
+
+/// The stores checked by `/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    analytics_store: Check,
+    meta_store: Check,
+}
+
+/// Whether the writer takes events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestState {
+    /// `accepting` or `stopped`.
+    status: &'static str,
+}
+
+/// The service's health: each store and the ingest writer (503 when any is down).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `healthy` or `unhealthy`.
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
+    /// RFC 3339, now.
+    timestamp: String,
+    /// Seconds since start.
+    uptime: u64,
+    checks: Checks,
+    ingest: IngestState,
 }
 
 /// `GET /health`: each store's status and latency in milliseconds.
-pub async fn health(State(state): State<AppState>) -> Response {
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let ((a_ok, a_ms), (m_ok, m_ms)) = tokio::join!(timed(state.events.ping()), timed(state.meta.ping()));
     let healthy = a_ok && m_ok && !state.ingest.is_closed();
-    let body = json!({
-        "status": if healthy { "healthy" } else { "unhealthy" },
-        "service": "sightline",
-        "version": env!("CARGO_PKG_VERSION"),
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "uptime": state.started.elapsed().as_secs(),
-        "checks": {
-            "analytics_store": check(a_ok, a_ms),
-            "meta_store": check(m_ok, m_ms),
-        },
-        "ingest": { "status": if state.ingest.is_closed() { "stopped" } else { "accepting" } },
-    });
+    let body = Health {
+        status: if healthy { "healthy" } else { "unhealthy" },
+        service: "sightline",
+        version: env!("CARGO_PKG_VERSION"),
+        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        uptime: state.started.elapsed().as_secs(),
+        checks: Checks { analytics_store: check(a_ok, a_ms), meta_store: check(m_ok, m_ms) },
+        ingest: IngestState { status: if state.ingest.is_closed() { "stopped" } else { "accepting" } },
+    };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(body)).into_response()
+    (status, Json(body))
+}
+
+/// The process answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Live {
+    /// `alive`.
+    status: &'static str,
 }
 
 /// `GET /live`: the process answers.
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "alive" }))
+pub async fn live() -> Json<Live> {
+    Json(Live { status: "alive" })
+}
+
+/// Whether the database answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadyChecks {
+    /// `connected` or `disconnected`.
+    database: &'static str,
+}
+
+/// Whether the service takes work (503 when not).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    checks: ReadyChecks,
 }
 
 /// `GET /ready`: the stores answer and the writer takes work.
-pub async fn ready(State(state): State<AppState>) -> Response {
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let (a, m) = tokio::join!(state.events.ping(), state.meta.ping());
     let ok = a.is_ok() && m.is_ok() && !state.ingest.is_closed();
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
-        "status": if ok { "ready" } else { "not_ready" },
-        "checks": { "database": if a.is_ok() && m.is_ok() { "connected" } else { "disconnected" } },
-    });
-    (status, Json(body)).into_response()
+    let body = Ready {
+        status: if ok { "ready" } else { "not_ready" },
+        checks: ReadyChecks { database: if a.is_ok() && m.is_ok() { "connected" } else { "disconnected" } },
+    };
+    (status, Json(body))
 }
 
 /// `GET /metrics`: Prometheus text.

@@ -11,16 +11,34 @@ use crate::store::{StoreError, Tenant};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
 
-#[derive(Debug, Deserialize)]
+/// A tenant to create (`name`, optional `id`) or a new name.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantBody {
+    /// 1 to 200 characters.
     name: Option<String>,
+    /// 1 to 64 of `[A-Za-z0-9_.-]`; a UUID when left out. Cannot change later.
     id: Option<String>,
+}
+
+/// Every tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantList {
+    data: Vec<Tenant>,
+}
+
+/// What a tenant's deletion removed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantDeleted {
+    /// The tenant's id.
+    deleted: String,
+    /// Events removed with it.
+    events_deleted: u64,
 }
 
 fn check_name(name: Option<String>) -> Result<String, FieldError> {
@@ -64,8 +82,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(t)))
 }
 
-pub async fn list(_caller: Caller<IsSuperuser>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "data": state.meta.list_tenants().await? })))
+pub async fn list(_caller: Caller<IsSuperuser>, State(state): State<AppState>) -> ApiResult<Json<TenantList>> {
+    Ok(Json(TenantList { data: state.meta.list_tenants().await? }))
 }
 
 pub async fn get(
@@ -109,7 +127,7 @@ pub async fn delete(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TenantDeleted>> {
     let tid = parse_id(&id)?;
     if tid == caller.tenant {
         return Err(ApiError::new(Code::Conflict, "a superuser cannot delete the tenant it acts in"));
@@ -126,5 +144,5 @@ pub async fn delete(
     state.auth.forget_tenant(&tid);
     let details = json!({ "events_deleted": events });
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "tenant.delete", Some(&id), &ip, details).await;
-    Ok(Json(json!({ "deleted": id, "events_deleted": events })))
+    Ok(Json(TenantDeleted { deleted: id, events_deleted: events as u64 }))
 }

@@ -9,27 +9,38 @@ use crate::store::{NewUser, StoreError, User, UserChange};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::Role;
 
 pub const MIN_PASSWORD: usize = 8;
 pub const MAX_PASSWORD: usize = 1024;
 
-#[derive(Debug, Deserialize)]
+/// A user to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
+    /// 1 to 150 characters, unique in the tenant.
     username: Option<String>,
+    /// At least 8 characters.
     password: Option<String>,
+    /// `admin`, `analyst`, `viewer` or `ingest`.
     role: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// What to change of a user: a new password (ends the user's sign-ins) and/or a role.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     password: Option<String>,
     role: Option<String>,
+}
+
+/// The tenant's users.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    data: Vec<User>,
 }
 
 fn check_password(p: &str, errors: &mut Vec<FieldError>) {
@@ -96,8 +107,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-pub async fn list(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "data": state.meta.list_users(&caller.tenant).await? })))
+pub async fn list(caller: Caller<CanManage>, State(state): State<AppState>) -> ApiResult<Json<UserList>> {
+    Ok(Json(UserList { data: state.meta.list_users(&caller.tenant).await? }))
 }
 
 fn no_user(id: &str) -> ApiError {

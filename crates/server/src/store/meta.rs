@@ -7,14 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sightline_core::model::{Role, TenantId};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A tenant: one customer's isolated data.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A local user, who signs in with a password.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub tenant_id: TenantId,
@@ -32,7 +34,8 @@ pub struct UserCredential {
     pub password_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An API key, without the key itself.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub tenant_id: TenantId,
@@ -94,7 +97,7 @@ pub enum RefreshUse {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub tenant_id: TenantId,
