@@ -10,8 +10,8 @@ use crate::store::{EventFilter, EventRow, Page, StoredEvent};
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::event::{parse_activity, parse_event, parse_timestamp};
 
@@ -47,17 +47,92 @@ async fn commit(state: &AppState, rows: Vec<EventRow>) -> ApiResult<()> {
     })
 }
 
+/// One event as a client sends it: seed 004's `{event_name, properties}` or seed 001's
+/// `{event_type, event_data}` (the names in each pair are aliases). Any other top-level
+/// field is kept as context.
+#[derive(utoipa::ToSchema)]
+#[schema(as = EventIn)]
+#[allow(dead_code)]
+pub struct EventShape {
+    /// The event's name (aliases `event_type`, `event`); 1 to 200 characters.
+    event_name: String,
+    /// What happened, free-form (alias `event_data`).
+    properties: Option<Map<String, Value>>,
+    /// The client's id for the event (aliases `uuid`, `messageId`); a retry with the same id
+    /// is stored once. Generated when left out.
+    event_id: Option<String>,
+    /// Alias `userId`.
+    user_id: Option<String>,
+    /// Alias `sessionId`.
+    session_id: Option<String>,
+    /// RFC 3339; the time of receipt when left out; at most a day ahead.
+    timestamp: Option<String>,
+    /// Free-form context (page, device, library...).
+    context: Option<Map<String, Value>>,
+}
+
+crate::json_body!(
+    /// One event, in any seed's shape (see `EventIn`).
+    EventBody,
+    EventShape
+);
+
+/// An activity of the calling user (seed 003): `{activity_type, metadata}`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ActivityIn)]
+#[allow(dead_code)]
+pub struct ActivityShape {
+    /// What the user did; becomes the event's name.
+    activity_type: String,
+    /// Free-form details; become the event's properties.
+    metadata: Option<Map<String, Value>>,
+    /// RFC 3339; the time of receipt when left out.
+    timestamp: Option<String>,
+}
+
+crate::json_body!(
+    /// An activity (see `ActivityIn`).
+    ActivityBody,
+    ActivityShape
+);
+
+/// A batch of events (seed 004).
+#[derive(utoipa::ToSchema)]
+#[schema(as = EventBatchIn)]
+#[allow(dead_code)]
+pub struct BatchShape {
+    /// 1 to 1,000 events; each is stored or refused on its own.
+    events: Vec<EventShape>,
+}
+
+crate::json_body!(
+    /// A batch of events (see `EventBatchIn`).
+    BatchBody,
+    BatchShape
+);
+
+/// An event was stored.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Tracked {
+    success: bool,
+    /// Always `true`.
+    tracked: bool,
+    event_id: String,
+    /// RFC 3339, UTC.
+    timestamp: String,
+}
+
 /// `POST /events`: one event, in seed 001's or seed 004's shape.
 pub async fn track_event(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(EventBody(body)): ApiJson<EventBody>,
+) -> ApiResult<Json<Tracked>> {
     let now = now();
     let ev = parse_event(body, "", now, new_id).map_err(invalid_event)?;
     let (id, ts) = (ev.event_id.clone(), ev.timestamp);
     commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
-    Ok(Json(json!({ "success": true, "tracked": true, "event_id": id, "timestamp": rfc3339(ts) })))
+    Ok(Json(Tracked { success: true, tracked: true, event_id: id, timestamp: rfc3339(ts) }))
 }
 
 fn invalid_event(errors: Vec<FieldError>) -> ApiError {
@@ -73,8 +148,8 @@ fn invalid_event(errors: Vec<FieldError>) -> ApiError {
 pub async fn track_batch(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(BatchBody(body)): ApiJson<BatchBody>,
+) -> ApiResult<Json<BatchTracked>> {
     let now = now();
     let Value::Object(mut obj) = body else {
         return Err(ApiError::field("body", "a batch is a JSON object: {\"events\": [...]}"));
@@ -112,52 +187,134 @@ pub async fn track_batch(
     }
     let tracked = rows.len();
     commit(&state, rows).await?;
-    let errors: Vec<Value> =
-        errors.into_iter().map(|(i, e)| json!({ "index": i, "field": e.field, "message": e.message })).collect();
-    Ok(Json(json!({
-        "success": true,
-        "tracked": tracked,
-        "failed": total - tracked,
-        "event_ids": ids,
-        "errors": errors,
-    })))
+    let errors =
+        errors.into_iter().map(|(index, e)| BatchError { index, field: e.field, message: e.message }).collect();
+    Ok(Json(BatchTracked { success: true, tracked, failed: total - tracked, event_ids: ids, errors }))
+}
+
+/// What a batch stored and what it refused.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchTracked {
+    success: bool,
+    /// Events stored.
+    tracked: usize,
+    /// Events refused (each listed in `errors`).
+    failed: usize,
+    /// The ids of the stored events, in order.
+    event_ids: Vec<String>,
+    errors: Vec<BatchError>,
+}
+
+/// Why one event of a batch was refused.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchError {
+    /// Its index in `events`.
+    index: usize,
+    /// The field, as `events[3].timestamp`.
+    field: String,
+    message: String,
+}
+
+/// An activity was stored (seed 003).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActivityTracked {
+    success: bool,
+    tracked: bool,
+    message: &'static str,
+    event_id: String,
+    activity_type: String,
+    /// The caller's subject.
+    user_id: String,
+    timestamp: String,
 }
 
 /// `POST /track/activity` (seed 003): an activity of the calling user.
 pub async fn track_activity(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(ActivityBody(body)): ApiJson<ActivityBody>,
+) -> ApiResult<Json<ActivityTracked>> {
     let now = now();
     let ev = parse_activity(body, &caller.subject, now, new_id).map_err(invalid_event)?;
     let (id, name, ts) = (ev.event_id.clone(), ev.name.clone(), ev.timestamp);
     commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
-    Ok(Json(json!({
-        "success": true,
-        "tracked": true,
-        "message": "Activity tracked successfully",
-        "event_id": id,
-        "activity_type": name,
-        "user_id": caller.subject,
-        "timestamp": rfc3339(ts),
-    })))
+    Ok(Json(ActivityTracked {
+        success: true,
+        tracked: true,
+        message: "Activity tracked successfully",
+        event_id: id,
+        activity_type: name,
+        user_id: caller.subject.clone(),
+        timestamp: rfc3339(ts),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which events to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only events of this name (aliases `event_type`, `name`).
     #[serde(alias = "event_type", alias = "name")]
     event_name: Option<String>,
     user_id: Option<String>,
     session_id: Option<String>,
+    /// From this time (RFC 3339, or a date: its midnight UTC); alias `start`.
     #[serde(alias = "start")]
     start_date: Option<String>,
+    /// Before this time; alias `end`.
     #[serde(alias = "end")]
     end_date: Option<String>,
+    /// Events to skip (without `page`).
     skip: Option<u64>,
+    /// Events per answer: at least 1, 100 by default; more than 1,000 is clamped.
     limit: Option<u64>,
     /// 1-based; when present the answer is `{data, pagination}` (seed 001's envelope).
     page: Option<u64>,
+}
+
+/// A stored event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventOut {
+    event_id: String,
+    event_name: String,
+    /// The same as `event_name` (seed 001's word).
+    event_type: String,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    /// When it happened, RFC 3339 UTC.
+    timestamp: String,
+    /// When it was received.
+    received_at: String,
+    /// Free-form, as sent.
+    #[schema(value_type = Object)]
+    properties: Value,
+    /// The event's other top-level fields.
+    #[schema(value_type = Object)]
+    context: Value,
+}
+
+/// Seed 001's page envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Pagination {
+    page: u64,
+    limit: u64,
+    total: u64,
+    total_pages: u64,
+}
+
+/// A page of events with its position (when `page` is sent).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    data: Vec<EventOut>,
+    pagination: Pagination,
+}
+
+/// Events, newest first: a bare array, or with `page` a page envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum EventList {
+    Bare(Vec<EventOut>),
+    Page(EventPage),
 }
 
 fn date_param(field: &str, v: &Option<String>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, FieldError> {
@@ -172,18 +329,18 @@ fn date_param(field: &str, v: &Option<String>, now: DateTime<Utc>) -> Result<Opt
     }
 }
 
-pub fn event_json(e: StoredEvent) -> Value {
-    json!({
-        "event_id": e.event_id,
-        "event_name": e.name,
-        "event_type": e.name,
-        "user_id": e.user_id,
-        "session_id": e.session_id,
-        "timestamp": rfc3339(e.timestamp),
-        "received_at": rfc3339(e.received_at),
-        "properties": e.properties,
-        "context": e.context,
-    })
+pub fn event_out(e: StoredEvent) -> EventOut {
+    EventOut {
+        event_id: e.event_id,
+        event_type: e.name.clone(),
+        event_name: e.name,
+        user_id: e.user_id,
+        session_id: e.session_id,
+        timestamp: rfc3339(e.timestamp),
+        received_at: rfc3339(e.received_at),
+        properties: e.properties,
+        context: e.context,
+    }
 }
 
 /// `GET /events`: newest first.
@@ -191,7 +348,7 @@ pub async fn list_events(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventList>> {
     let now = Utc::now();
     let mut errors = Vec::new();
     let start = date_param("start_date", &p.start_date, now).unwrap_or_else(|e| {
@@ -223,15 +380,13 @@ pub async fn list_events(
         None => p.skip.unwrap_or(0),
     };
     let events = state.events.list_events(&caller.tenant, &filter, Page { offset, limit }).await?;
-    let data: Vec<Value> = events.into_iter().map(event_json).collect();
+    let data: Vec<EventOut> = events.into_iter().map(event_out).collect();
     match p.page {
-        None => Ok(Json(Value::Array(data))),
+        None => Ok(Json(EventList::Bare(data))),
         Some(page) => {
             let total = state.events.count_events(&caller.tenant, &filter).await?;
-            Ok(Json(json!({
-                "data": data,
-                "pagination": { "page": page, "limit": limit, "total": total, "total_pages": total.div_ceil(limit) },
-            })))
+            let pagination = Pagination { page, limit, total, total_pages: total.div_ceil(limit) };
+            Ok(Json(EventList::Page(EventPage { data, pagination })))
         }
     }
 }
@@ -241,9 +396,9 @@ pub async fn get_event(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventOut>> {
     match state.events.get_event(&caller.tenant, &id).await? {
-        Some(e) => Ok(Json(event_json(e))),
+        Some(e) => Ok(Json(event_out(e))),
         None => Err(ApiError::not_found(format!("no event with id '{id}'"))),
     }
 }

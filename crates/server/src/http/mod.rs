@@ -72,35 +72,38 @@ fn table() -> Vec<Route> {
     let manage = |m: Method, path: &'static str, h: MethodRouter<AppState>| route(m, path, h).access::<CanManage>();
     vec![
         // Ingest and read-back (seeds 001, 003, 004).
-        loose(
-            route(M::POST, "/api/v1/analytics/events", post(events::track_event))
-                .access::<CanIngest>()
-                .class(Events)
-                .body_payload(any(), events::MAX_EVENT_BYTES)
-                .errors(&[503]),
-            201,
-        )
-        .summary("events", "Send one event"),
-        read(M::GET, "/api/v1/analytics/events", get(events::list_events)).summary("events", "List events"),
-        loose(
-            route(M::POST, "/api/v1/analytics/events/batch", post(events::track_batch))
-                .access::<CanIngest>()
-                .class(Batch)
-                .body_payload(any(), events::MAX_BATCH_BYTES)
-                .errors(&[503]),
-            201,
-        )
-        .summary("events", "Send a batch of events"),
-        read(M::GET, "/api/v1/analytics/events/{id}", get(events::get_event)).summary("events", "Read one event"),
-        loose(
-            route(M::POST, "/api/v1/analytics/track/activity", post(events::track_activity))
-                .access::<CanIngest>()
-                .class(Events)
-                .body_payload(any(), events::MAX_EVENT_BYTES)
-                .errors(&[503]),
-            201,
-        )
-        .summary("events", "Send a user activity (seed 004)"),
+        route(M::POST, "/api/v1/analytics/events", post(events::track_event))
+            .access::<CanIngest>()
+            .class(Events)
+            .body::<events::EventBody>(events::MAX_EVENT_BYTES)
+            .answers::<events::Tracked>(200)
+            .errors(&[503])
+            .summary("events", "Send one event"),
+        route(M::GET, "/api/v1/analytics/events", get(events::list_events))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<events::ListParams>()
+            .answers::<events::EventList>(200)
+            .summary("events", "List events"),
+        route(M::POST, "/api/v1/analytics/events/batch", post(events::track_batch))
+            .access::<CanIngest>()
+            .class(Batch)
+            .body::<events::BatchBody>(events::MAX_BATCH_BYTES)
+            .answers::<events::BatchTracked>(200)
+            .errors(&[503])
+            .summary("events", "Send a batch of events"),
+        route(M::GET, "/api/v1/analytics/events/{id}", get(events::get_event))
+            .access::<CanRead>()
+            .class(Queries)
+            .answers::<events::EventOut>(200)
+            .summary("events", "Read one event"),
+        route(M::POST, "/api/v1/analytics/track/activity", post(events::track_activity))
+            .access::<CanIngest>()
+            .class(Events)
+            .body::<events::ActivityBody>(events::MAX_EVENT_BYTES)
+            .answers::<events::ActivityTracked>(200)
+            .errors(&[503])
+            .summary("events", "Send a user activity (seed 003)"),
         // Metric records (seed 000).
         loose(
             route(M::POST, "/api/v1/metrics", post(metric_records::create))

@@ -208,3 +208,32 @@ impl Route {
         (self.spec, handler)
     }
 }
+
+/// A JSON body that its handler reads as a value, because its parser reports every
+/// problem at once under the field names the client used (several seeds name one field
+/// differently); `$shape` describes it in the document. Used only where a seed makes the
+/// body's shape open.
+#[macro_export]
+macro_rules! json_body {
+    ($(#[$doc:meta])* $name:ident, $shape:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub serde_json::Value);
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+                <$shape as utoipa::PartialSchema>::schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                <$shape as utoipa::ToSchema>::name()
+            }
+            fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+                <$shape as utoipa::ToSchema>::schemas(schemas)
+            }
+        }
+    };
+}
