@@ -13,7 +13,7 @@ use crate::store::{MetricChange, MetricFilter, MetricRecord, Page};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::event::parse_timestamp;
@@ -42,20 +42,91 @@ const VOCABULARY: &str = "metric_vocabulary";
 const MAX_NAME_CHARS: usize = 200;
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
-pub fn record_json(r: &MetricRecord) -> Value {
-    json!({
-        "id": r.id,
-        "service_name": r.service_name,
-        "metric_type": r.metric_type,
-        "metric_name": r.metric_name,
-        "value": r.value,
-        "timestamp": rfc3339(r.timestamp),
-        "date": r.timestamp.format("%Y-%m-%d").to_string(),
-        "dimensions": r.dimensions,
-        "meta": r.meta,
-        "created_at": rfc3339(r.created_at),
-        "updated_at": r.updated_at.map(rfc3339),
-    })
+/// A stored metric record (seed 000).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordOut {
+    id: String,
+    service_name: String,
+    metric_type: String,
+    metric_name: String,
+    value: f64,
+    /// When it was measured, RFC 3339 UTC.
+    timestamp: String,
+    /// The timestamp's day, `YYYY-MM-DD`.
+    date: String,
+    /// Free-form keys and values to group by.
+    #[schema(value_type = Object)]
+    dimensions: Value,
+    /// Free-form.
+    #[schema(value_type = Object)]
+    meta: Value,
+    created_at: String,
+    updated_at: Option<String>,
+}
+
+pub fn record_out(r: &MetricRecord) -> RecordOut {
+    RecordOut {
+        id: r.id.clone(),
+        service_name: r.service_name.clone(),
+        metric_type: r.metric_type.clone(),
+        metric_name: r.metric_name.clone(),
+        value: r.value,
+        timestamp: rfc3339(r.timestamp),
+        date: r.timestamp.format("%Y-%m-%d").to_string(),
+        dimensions: r.dimensions.clone(),
+        meta: r.meta.clone(),
+        created_at: rfc3339(r.created_at),
+        updated_at: r.updated_at.map(rfc3339),
+    }
+}
+
+/// A metric record to store (seed 000).
+#[derive(utoipa::ToSchema)]
+#[schema(as = RecordIn)]
+#[allow(dead_code)]
+pub struct RecordShape {
+    /// One of the tenant's service names (seed 000's, or its own).
+    service_name: String,
+    /// One of the tenant's metric types.
+    metric_type: String,
+    /// 1 to 200 characters.
+    metric_name: String,
+    value: f64,
+    /// RFC 3339; now when left out.
+    timestamp: Option<String>,
+    /// Free-form, at most 64 KB.
+    dimensions: Option<Map<String, Value>>,
+    /// Free-form, at most 64 KB.
+    meta: Option<Map<String, Value>>,
+}
+
+crate::json_body!(
+    /// A metric record (see `RecordIn`).
+    RecordBody,
+    RecordShape
+);
+
+/// What to change of a record; its service, type and name cannot change.
+#[derive(utoipa::ToSchema)]
+#[schema(as = RecordChange)]
+#[allow(dead_code)]
+pub struct RecordPatchShape {
+    value: Option<f64>,
+    timestamp: Option<String>,
+    dimensions: Option<Map<String, Value>>,
+    meta: Option<Map<String, Value>>,
+}
+
+crate::json_body!(
+    /// A change to a record (see `RecordChange`).
+    RecordPatchBody,
+    RecordPatchShape
+);
+
+/// A confirmation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Message {
+    message: &'static str,
 }
 
 /// The service names and metric types a tenant accepts: the seed's plus its own.
@@ -199,8 +270,8 @@ fn now_micros() -> DateTime<Utc> {
 pub async fn create(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(RecordBody(body)): ApiJson<RecordBody>,
+) -> ApiResult<Json<RecordOut>> {
     let Value::Object(obj) = body else {
         return Err(ApiError::field("body", "a metric is a JSON object"));
     };
@@ -235,7 +306,7 @@ pub async fn create(
     let stored = record.clone();
     let tenant = caller.tenant.clone();
     state.ingest.run(move |sink| sink.insert_metrics(&tenant, &[stored])).await.map_err(write_error)?;
-    Ok(Json(record_json(&record)))
+    Ok(Json(record_out(&record)))
 }
 
 /// `GET /metrics/{id}`.
@@ -243,9 +314,9 @@ pub async fn get(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordOut>> {
     match state.metrics.get_metric(&caller.tenant, &id).await? {
-        Some(r) => Ok(Json(record_json(&r))),
+        Some(r) => Ok(Json(record_out(&r))),
         None => Err(ApiError::not_found(format!("no metric with id '{id}'"))),
     }
 }
@@ -255,8 +326,8 @@ pub async fn update(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(RecordPatchBody(body)): ApiJson<RecordPatchBody>,
+) -> ApiResult<Json<RecordOut>> {
     let Value::Object(obj) = body else {
         return Err(ApiError::field("body", "a metric change is a JSON object"));
     };
@@ -284,7 +355,7 @@ pub async fn update(
     let updated =
         state.ingest.run(move |sink| sink.update_metric(&tenant, &target, &change, now)).await.map_err(write_error)?;
     match updated {
-        Some(r) => Ok(Json(record_json(&r))),
+        Some(r) => Ok(Json(record_out(&r))),
         None => Err(ApiError::not_found(format!("no metric with id '{id}'"))),
     }
 }
@@ -294,26 +365,76 @@ pub async fn delete(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Message>> {
     let tenant = caller.tenant.clone();
     let target = id.clone();
     if state.ingest.run(move |sink| sink.delete_metric(&tenant, &target)).await.map_err(write_error)? {
-        Ok(Json(json!({"message": "Metric deleted successfully"})))
+        Ok(Json(Message { message: "Metric deleted successfully" }))
     } else {
         Err(ApiError::not_found(format!("no metric with id '{id}'")))
     }
 }
 
 /// The filters seed 000's list, aggregate and time-series endpoints share.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    service_name: Option<String>,
+    metric_type: Option<String>,
+    metric_name: Option<String>,
+    /// `YYYY-MM-DD` or RFC 3339.
+    start_date: Option<String>,
+    /// `YYYY-MM-DD` (the whole day is included) or RFC 3339.
+    end_date: Option<String>,
+    /// Records to skip.
+    skip: Option<u64>,
+    /// Records per answer, 100 by default; more than 1,000 is clamped.
+    limit: Option<u64>,
+}
+
+/// The aggregate's parameters: the list filters and `group_by`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AggregateParams {
     service_name: Option<String>,
     metric_type: Option<String>,
     metric_name: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
-    skip: Option<u64>,
-    limit: Option<u64>,
+    /// Fields to group by (`service_name`, `metric_type`, `metric_name`, `date`, a
+    /// dimension as `dimensions.key`): repeated or comma-separated, at most 3 besides `date`.
+    group_by: Option<Vec<String>>,
+}
+
+/// Sum, average, minimum, maximum and count of the records' `value`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AggregateOut {
+    #[schema(value_type = Option<f64>)]
+    sum: Value,
+    #[schema(value_type = Option<f64>)]
+    avg: Value,
+    #[schema(value_type = Option<f64>)]
+    min: Value,
+    #[schema(value_type = Option<f64>)]
+    max: Value,
+    #[schema(value_type = f64)]
+    count: Value,
+    /// With `group_by`: one object per group, its keys and the five figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<Map<String, Value>>>,
+    /// With `group_by`: whether groups were cut at 1,000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+}
+
+/// One bucket of a time series.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SeriesPoint {
+    /// The bucket's start.
+    timestamp: String,
+    #[schema(value_type = Option<f64>)]
+    value: Value,
 }
 
 /// A date bound: `YYYY-MM-DD` (an end date includes its whole day) or an RFC 3339 time.
@@ -383,10 +504,10 @@ async fn list_with(
     state: &AppState,
     tenant: &sightline_core::model::TenantId,
     p: ListParams,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<RecordOut>>> {
     let f = filter_of(state, tenant, &p).await?;
     let records = state.metrics.list_metrics(tenant, &f, page(&p)).await?;
-    Ok(Json(Value::Array(records.iter().map(record_json).collect())))
+    Ok(Json(records.iter().map(record_out).collect()))
 }
 
 /// `GET /metrics`: oldest first; `skip` and `limit` (default 100, at most 1,000).
@@ -394,7 +515,7 @@ pub async fn list(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<RecordOut>>> {
     list_with(&state, &caller.tenant, p).await
 }
 
@@ -404,7 +525,7 @@ pub async fn by_service(
     State(state): State<AppState>,
     ApiPath(service): ApiPath<String>,
     ApiQuery(mut p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<RecordOut>>> {
     p.service_name = Some(service);
     list_with(&state, &caller.tenant, p).await
 }
@@ -415,7 +536,7 @@ pub async fn by_type(
     State(state): State<AppState>,
     ApiPath(kind): ApiPath<String>,
     ApiQuery(mut p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<RecordOut>>> {
     p.metric_type = Some(kind);
     list_with(&state, &caller.tenant, p).await
 }
@@ -479,7 +600,7 @@ pub async fn aggregate(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AggregateOut>> {
     let f = filter_of(&state, &caller.tenant, &p).await?;
     let group_by = group_by_of(raw.as_deref())?;
     let filter = as_filter(&f);
@@ -498,11 +619,19 @@ pub async fn aggregate(
         limit: 1,
     };
     let total = analytics::execute(&state, &caller.tenant, &base, window, None, None).await?;
-    let mut out = Map::new();
-    for (i, (label, agg)) in STATS.iter().enumerate() {
-        let v = total.rows.first().and_then(|r| r.values[i]).or((*agg == Aggregation::Count).then_some(0.0));
-        out.insert((*label).into(), number(v));
-    }
+    let stat = |i: usize| {
+        let v = total.rows.first().and_then(|r| r.values[i]).or((STATS[i].1 == Aggregation::Count).then_some(0.0));
+        number(v)
+    };
+    let mut out = AggregateOut {
+        sum: stat(0),
+        avg: stat(1),
+        min: stat(2),
+        max: stat(3),
+        count: stat(4),
+        groups: None,
+        truncated: None,
+    };
     if !group_by.is_empty() {
         let mut by = Vec::new();
         let mut granularity = None;
@@ -529,19 +658,31 @@ pub async fn aggregate(
         let q = Query { kind: Kind::Breakdown, by, granularity, limit: MAX_LIMIT, ..base };
         let groups = analytics::execute(&state, &caller.tenant, &q, window, None, None).await?;
         let rows = objects(&q, groups.compiled.layout, &groups.rows, "date");
-        out.insert("groups".into(), Value::Array(rows));
-        out.insert("truncated".into(), json!(groups.truncated));
+        out.groups = Some(
+            rows.into_iter()
+                .map(|r| match r {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                })
+                .collect(),
+        );
+        out.truncated = Some(groups.truncated);
     }
-    Ok(Json(Value::Object(out)))
+    Ok(Json(out))
 }
 
-#[derive(Debug, Deserialize)]
+/// A time series of one metric's records.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesParams {
+    /// Required.
     metric_name: Option<String>,
     service_name: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
+    /// `hour`, `day` (the default), `week` or `month`.
     interval: Option<String>,
+    /// `sum` (the default), `avg`, `min`, `max`, `count`, `p50`, `p90` or `p99`.
     aggregation: Option<String>,
 }
 
@@ -551,7 +692,7 @@ pub async fn time_series(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SeriesParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<SeriesPoint>>> {
     let mut errors = Vec::new();
     let name = p.metric_name.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
     if name.is_none() {
@@ -597,7 +738,7 @@ pub async fn time_series(
     let window = match (f.start, f.end) {
         (Some(s), Some(e)) => Window { start: s, end: e },
         _ => match state.metrics.metric_extent(&caller.tenant, &f).await? {
-            None => return Ok(Json(json!([]))),
+            None => return Ok(Json(Vec::new())),
             Some((lo, hi)) => Window {
                 start: f.start.unwrap_or(lo),
                 end: f.end.unwrap_or_else(|| g.next(g.truncate(hi.naive_utc())).and_utc()),
@@ -605,7 +746,7 @@ pub async fn time_series(
         },
     };
     if window.end <= window.start {
-        return Ok(Json(json!([])));
+        return Ok(Json(Vec::new()));
     }
     let all = buckets(window, g, chrono_tz::Tz::UTC).map_err(|m| ApiError::field("interval", m))?;
     let q = Query {
@@ -630,28 +771,43 @@ pub async fn time_series(
     let by_bucket: std::collections::HashMap<_, _> =
         out.rows.iter().filter_map(|r| r.bucket.map(|b| (b, r.values[0]))).collect();
     let empty = agg.is_additive().then_some(0.0);
-    let data: Vec<Value> = all
+    let data = all
         .iter()
-        .map(|b| json!({"timestamp": g.label(*b), "value": number(by_bucket.get(b).copied().flatten().or(empty))}))
+        .map(|b| SeriesPoint { timestamp: g.label(*b), value: number(by_bucket.get(b).copied().flatten().or(empty)) })
         .collect();
-    Ok(Json(Value::Array(data)))
+    Ok(Json(data))
 }
 
 /// `GET /settings/metric-vocabulary`: the service names and metric types accepted.
-pub async fn get_vocabulary(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn get_vocabulary(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<VocabularyOut>> {
     vocabulary_json(&state, &caller.tenant).await
 }
 
-async fn vocabulary_json(state: &AppState, tenant: &sightline_core::model::TenantId) -> ApiResult<Json<Value>> {
-    let v = Vocabulary::load(state, tenant).await?;
-    Ok(Json(json!({
-        "service_names": v.services, "metric_types": v.types,
-        "custom_service_names": v.own_services, "custom_metric_types": v.own_types,
-    })))
+/// The service names and metric types a tenant's records may use.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VocabularyOut {
+    /// Seed 000's and the tenant's own.
+    service_names: Vec<String>,
+    metric_types: Vec<String>,
+    /// The tenant's own only.
+    custom_service_names: Vec<String>,
+    custom_metric_types: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+async fn vocabulary_json(state: &AppState, tenant: &sightline_core::model::TenantId) -> ApiResult<Json<VocabularyOut>> {
+    let v = Vocabulary::load(state, tenant).await?;
+    Ok(Json(VocabularyOut {
+        service_names: v.services,
+        metric_types: v.types,
+        custom_service_names: v.own_services,
+        custom_metric_types: v.own_types,
+    }))
+}
+
+/// The tenant's own service names and metric types, added to seed 000's.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct VocabularyBody {
+    /// At most 200 names of `[A-Za-z0-9_.-]`, 1 to 100 characters.
     service_names: Option<Vec<String>>,
     metric_types: Option<Vec<String>>,
 }
@@ -662,7 +818,7 @@ pub async fn put_vocabulary(
     caller: Caller<CanManage>,
     State(state): State<AppState>,
     ApiJson(b): ApiJson<VocabularyBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VocabularyOut>> {
     let mut errors = Vec::new();
     let mut clean = |field: &str, list: Option<Vec<String>>| -> Vec<String> {
         let list = list.unwrap_or_default();

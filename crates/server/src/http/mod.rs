@@ -105,47 +105,69 @@ fn table() -> Vec<Route> {
             .errors(&[503])
             .summary("events", "Send a user activity (seed 003)"),
         // Metric records (seed 000).
-        loose(
-            route(M::POST, "/api/v1/metrics", post(metric_records::create))
-                .access::<CanIngest>()
-                .class(Events)
-                .body_payload(any(), SMALL_BODY)
-                .errors(&[503]),
-            201,
-        )
-        .summary("metric records", "Record a business metric"),
-        read(M::GET, "/api/v1/metrics", get(metric_records::list)).summary("metric records", "List metric records"),
-        read(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
+        route(M::POST, "/api/v1/metrics", post(metric_records::create))
+            .access::<CanIngest>()
+            .class(Events)
+            .body::<metric_records::RecordBody>(SMALL_BODY)
+            .answers::<metric_records::RecordOut>(200)
+            .errors(&[503])
+            .summary("metric records", "Record a business metric"),
+        route(M::GET, "/api/v1/metrics", get(metric_records::list))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<metric_records::ListParams>()
+            .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
+            .summary("metric records", "List metric records"),
+        route(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<metric_records::AggregateParams>()
+            .answers::<metric_records::AggregateOut>(200)
+            .errors(&[422, 504])
             .summary("metric records", "Aggregate metric records"),
-        read(M::GET, "/api/v1/metrics/time-series", get(metric_records::time_series))
+        route(M::GET, "/api/v1/metrics/time-series", get(metric_records::time_series))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<metric_records::SeriesParams>()
+            .answers_payload(200, Some(Payload::list_of::<metric_records::SeriesPoint>()))
+            .errors(&[422, 504])
             .summary("metric records", "Metric records as a time series"),
-        read(M::GET, "/api/v1/metrics/by-service/{service_name}", get(metric_records::by_service))
+        route(M::GET, "/api/v1/metrics/by-service/{service_name}", get(metric_records::by_service))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<metric_records::ListParams>()
+            .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
             .summary("metric records", "Metric records of one service"),
-        read(M::GET, "/api/v1/metrics/by-type/{metric_type}", get(metric_records::by_type))
+        route(M::GET, "/api/v1/metrics/by-type/{metric_type}", get(metric_records::by_type))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<metric_records::ListParams>()
+            .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
             .summary("metric records", "Metric records of one type"),
-        read(M::GET, "/api/v1/metrics/{id}", get(metric_records::get))
+        route(M::GET, "/api/v1/metrics/{id}", get(metric_records::get))
+            .access::<CanRead>()
+            .class(Queries)
+            .answers::<metric_records::RecordOut>(200)
             .summary("metric records", "Read a metric record"),
-        loose(
-            route(M::PATCH, "/api/v1/metrics/{id}", patch(metric_records::update))
-                .access::<CanIngest>()
-                .body_payload(any(), SMALL_BODY),
-            200,
-        )
-        .summary("metric records", "Change a metric record"),
-        loose(route(M::DELETE, "/api/v1/metrics/{id}", delete(metric_records::delete)).access::<CanIngest>(), 200)
+        route(M::PATCH, "/api/v1/metrics/{id}", patch(metric_records::update))
+            .access::<CanIngest>()
+            .body::<metric_records::RecordPatchBody>(SMALL_BODY)
+            .answers::<metric_records::RecordOut>(200)
+            .errors(&[503])
+            .summary("metric records", "Change a metric record"),
+        route(M::DELETE, "/api/v1/metrics/{id}", delete(metric_records::delete))
+            .access::<CanIngest>()
+            .answers::<metric_records::Message>(200)
+            .errors(&[503])
             .summary("metric records", "Delete a metric record"),
-        loose(
-            route(M::GET, "/api/v1/settings/metric-vocabulary", get(metric_records::get_vocabulary))
-                .access::<CanRead>(),
-            200,
-        )
-        .summary("settings", "The tenant's metric vocabulary"),
-        loose(
-            manage(M::PUT, "/api/v1/settings/metric-vocabulary", put(metric_records::put_vocabulary))
-                .body_payload(any(), SMALL_BODY),
-            200,
-        )
-        .summary("settings", "Replace the tenant's metric vocabulary"),
+        route(M::GET, "/api/v1/settings/metric-vocabulary", get(metric_records::get_vocabulary))
+            .access::<CanRead>()
+            .answers::<metric_records::VocabularyOut>(200)
+            .summary("settings", "The tenant's metric vocabulary"),
+        manage(M::PUT, "/api/v1/settings/metric-vocabulary", put(metric_records::put_vocabulary))
+            .body::<metric_records::VocabularyBody>(SMALL_BODY)
+            .answers::<metric_records::VocabularyOut>(200)
+            .summary("settings", "Replace the tenant's metric vocabulary"),
         // Analyses (seed 001's query and summary, the insights endpoint) and definitions (seed 004).
         read(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
             .body_payload(any(), SMALL_BODY)
