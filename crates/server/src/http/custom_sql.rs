@@ -7,8 +7,8 @@ use super::error::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::store::StoreError;
-use axum::Json;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sightline_core::code::FieldError;
 use sightline_core::custom_sql::sandbox;
 use sightline_core::sql::SqlValue;
@@ -42,7 +42,18 @@ fn parameter(v: &Value, i: usize) -> Result<SqlValue, FieldError> {
     })
 }
 
-pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResult<Json<Value>> {
+/// A custom SQL result (seed 004): each row an object of its columns.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SqlAnswer {
+    rows_returned: usize,
+    results: Vec<Map<String, Value>>,
+    columns: Vec<String>,
+    execution_time_ms: u64,
+    /// Rows were cut at 10,000.
+    truncated: bool,
+}
+
+pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResult<SqlAnswer> {
     let sql = body["query"].as_str().unwrap_or_default();
     let mut errors = Vec::new();
     let params: Vec<SqlValue> = match body.get("parameters") {
@@ -100,7 +111,7 @@ pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResul
     };
     let elapsed = started.elapsed();
     let truncated = answer.truncated;
-    let results: Vec<Value> = answer
+    let results: Vec<Map<String, Value>> = answer
         .rows
         .into_iter()
         .take(MAX_ROWS)
@@ -109,14 +120,14 @@ pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResul
             for (name, v) in answer.columns.iter().zip(row) {
                 o.insert(name.clone(), v);
             }
-            Value::Object(o)
+            o
         })
         .collect();
-    Ok(Json(json!({
-        "rows_returned": results.len(),
-        "results": results,
-        "columns": answer.columns,
-        "execution_time_ms": elapsed.as_millis() as u64,
-        "truncated": truncated,
-    })))
+    Ok(SqlAnswer {
+        rows_returned: results.len(),
+        results,
+        columns: answer.columns,
+        execution_time_ms: elapsed.as_millis() as u64,
+        truncated,
+    })
 }

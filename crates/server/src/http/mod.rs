@@ -169,17 +169,27 @@ fn table() -> Vec<Route> {
             .answers::<metric_records::VocabularyOut>(200)
             .summary("settings", "Replace the tenant's metric vocabulary"),
         // Analyses (seed 001's query and summary, the insights endpoint) and definitions (seed 004).
-        read(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
-            .body_payload(any(), SMALL_BODY)
-            .errors(&[504])
-            .summary("analyses", "Run a structured query (seed 001)"),
-        read(M::GET, "/api/v1/analytics/metrics", get(query::summary))
-            .errors(&[504])
+        route(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
+            .access::<CanRead>()
+            .class(Queries)
+            .body::<query::AnalyticsQueryBody>(SMALL_BODY)
+            .answers::<query::AnalyticsAnswer>(200)
+            .errors(&[422, 504])
+            .summary("analyses", "Run a structured query (seed 001) or custom SQL (seed 004)"),
+        route(M::GET, "/api/v1/analytics/metrics", get(query::summary))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<query::SummaryParams>()
+            .answers::<query::Summary>(200)
+            .errors(&[422, 504])
             .summary("analyses", "Key metrics of a period against the previous one"),
-        read(M::POST, "/api/v1/insights", post(query::insights))
-            .body_payload(any(), SMALL_BODY)
-            .errors(&[504])
-            .summary("analyses", "Run an insight: aggregate, trend, breakdown, comparison or custom SQL"),
+        route(M::POST, "/api/v1/insights", post(query::insights))
+            .access::<CanRead>()
+            .class(Queries)
+            .body::<query::InsightBody>(SMALL_BODY)
+            .answers::<query::InsightAnswer>(200)
+            .errors(&[422, 504])
+            .summary("analyses", "Run an insight: aggregate, trend, breakdown or comparison"),
         read(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
             .body_payload(any(), SMALL_BODY)
             .errors(&[504])

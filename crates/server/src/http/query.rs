@@ -10,7 +10,7 @@ use crate::auth::{Caller, CanRead};
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::model::Role;
@@ -22,8 +22,89 @@ use sightline_core::query::metric::{Aggregation, Catalog, resolve};
 use sightline_core::query::time::{DateRange, Granularity, Named, Window, buckets, parse_range, parse_tz, to_date};
 use std::time::Duration;
 
-fn window_json(w: Window) -> Value {
-    json!({"start": w.start.to_rfc3339_opts(SecondsFormat::Secs, true), "end": w.end.to_rfc3339_opts(SecondsFormat::Secs, true)})
+/// A span of time, RFC 3339 UTC; `end` is excluded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Span {
+    start: String,
+    end: String,
+}
+
+fn window_json(w: Window) -> Span {
+    Span {
+        start: w.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        end: w.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+    }
+}
+
+/// Seed 001's structured query, or seed 004's custom SQL (`query`).
+#[derive(utoipa::ToSchema)]
+#[schema(as = AnalyticsQueryIn)]
+#[allow(dead_code)]
+pub struct AnalyticsQueryShape {
+    /// A metric name (`revenue`, `events`, a custom metric...); required without `query`.
+    metric: Option<String>,
+    /// `date` (the time bucket) and property fields to group by.
+    dimensions: Option<Vec<String>>,
+    /// `date_range` (`{start, end}` or a name such as `last_7_days`), `timezone`, and
+    /// property conditions.
+    filters: Option<Map<String, Value>>,
+    /// `sum`, `avg`, `min`, `max`, `count`, `users`, `p50`, `p90`, `p99`.
+    aggregation: Option<String>,
+    /// `hour`, `day`, `week`, `month`, `quarter`, `year`.
+    granularity: Option<String>,
+    /// Rows, 1 to 1,000 (100 by default).
+    limit: Option<u64>,
+    /// A tighter time limit, in milliseconds.
+    timeout_ms: Option<u64>,
+    /// Seed 004: one read-only SELECT over the tenant's views (`events`, `metric_records`...).
+    query: Option<String>,
+    /// Values for the query's `?` placeholders.
+    parameters: Option<Vec<Value>>,
+    /// At most 30.
+    timeout_seconds: Option<f64>,
+}
+
+crate::json_body!(
+    /// Seed 001's query or seed 004's custom SQL (see `AnalyticsQueryIn`).
+    AnalyticsQueryBody,
+    AnalyticsQueryShape
+);
+
+/// Facts about a structured query's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueryMetadata {
+    total_rows: usize,
+    query_time_ms: u64,
+    /// Rows were cut at `limit`.
+    truncated: bool,
+    metric: String,
+    timezone: String,
+    date_range: Span,
+}
+
+/// A structured query's rows: each has `date` and the dimensions asked for, and the
+/// metric's value under the metric's name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueryAnswer {
+    data: Vec<Map<String, Value>>,
+    metadata: QueryMetadata,
+}
+
+/// `POST /analytics/query`'s answer: rows of a structured query, or a custom SQL result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AnalyticsAnswer {
+    Query(QueryAnswer),
+    Sql(super::custom_sql::SqlAnswer),
+}
+
+fn rows_of(data: Vec<Value>) -> Vec<Map<String, Value>> {
+    data.into_iter()
+        .map(|v| match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        })
+        .collect()
 }
 
 /// A caller's optional time limit, in milliseconds (never above the configured one).
@@ -42,10 +123,10 @@ fn timeout_of(v: Option<&Value>) -> ApiResult<Option<Duration>> {
 pub async fn analytics_query(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(AnalyticsQueryBody(body)): ApiJson<AnalyticsQueryBody>,
+) -> ApiResult<Json<AnalyticsAnswer>> {
     if body.get("query").is_some_and(Value::is_string) {
-        return super::custom_sql::run(&caller, &state, &body).await;
+        return Ok(Json(AnalyticsAnswer::Sql(super::custom_sql::run(&caller, &state, &body).await?)));
     }
     if body.get("metric").is_none() {
         return Err(ApiError::field("metric", "metric is required (a metric name such as revenue or events)"));
@@ -86,17 +167,15 @@ pub async fn analytics_query(
             })
             .collect();
     }
-    Ok(Json(json!({
-        "data": data,
-        "metadata": {
-            "total_rows": data.len(),
-            "query_time_ms": out.elapsed.as_millis() as u64,
-            "truncated": truncated,
-            "metric": label,
-            "timezone": q.tz.name(),
-            "date_range": window_json(window),
-        }
-    })))
+    let metadata = QueryMetadata {
+        total_rows: data.len(),
+        query_time_ms: out.elapsed.as_millis() as u64,
+        truncated,
+        metric: label,
+        timezone: q.tz.name().to_owned(),
+        date_range: window_json(window),
+    };
+    Ok(Json(AnalyticsAnswer::Query(QueryAnswer { data: rows_of(data), metadata })))
 }
 
 /// Builds a query from seed 001's body: `metric`, `dimensions` (`date` is the time bucket),
@@ -237,11 +316,40 @@ fn seed001_query(body: &Value, cat: &dyn Catalog) -> Result<(Query, String), Vec
     Ok((Query { kind, series, by, granularity: bucket, range, tz, limit }, name))
 }
 
-#[derive(Debug, Deserialize)]
+/// Which period and metrics to summarize.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryParams {
+    /// `day`, `week`, `month` (the default) or `year`.
     period: Option<String>,
+    /// Comma-separated: `revenue`, `tickets`, `customers`, `events` or metric names; all
+    /// four when left out.
     metric_type: Option<String>,
+    /// An IANA time zone; UTC by default.
     timezone: Option<String>,
+}
+
+/// One metric over the period so far and the same span of the period before.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Change {
+    #[schema(value_type = Option<f64>)]
+    current: Value,
+    #[schema(value_type = Option<f64>)]
+    previous: Value,
+    /// `null` when the previous value is 0 or missing.
+    #[schema(value_type = Option<f64>)]
+    change_percent: Value,
+}
+
+/// Seed 001's period summary.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    period: String,
+    /// By metric name.
+    metrics: std::collections::BTreeMap<String, Change>,
+    current_period: Span,
+    previous_period: Span,
+    timezone: String,
 }
 
 /// Seed 001's `metric_type` values and the metric (and answer key) each stands for.
@@ -254,7 +362,7 @@ pub async fn summary(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SummaryParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Summary>> {
     let period = p.period.as_deref().unwrap_or("month").trim().to_ascii_lowercase();
     let named = match period.as_str() {
         "day" | "today" => Named::Today,
@@ -312,33 +420,91 @@ pub async fn summary(
     };
     let out = analytics::execute(&state, &tenant, &q, current, Some(previous), None).await?;
     let find = |cur: bool| out.rows.iter().find(|r| r.current == Some(cur));
-    let mut metrics = Map::new();
+    let mut metrics = std::collections::BTreeMap::new();
     for (i, s) in q.series.iter().enumerate() {
         let empty = s.expr.is_additive().then_some(0.0);
         let c = find(true).and_then(|r| r.values[i]).or(empty);
         let pv = find(false).and_then(|r| r.values[i]).or(empty);
         metrics.insert(
             s.label.clone(),
-            json!({"current": number(c), "previous": number(pv), "change_percent": change_percent(c, pv)}),
+            Change { current: number(c), previous: number(pv), change_percent: json!(change_percent(c, pv)) },
         );
     }
-    Ok(Json(json!({
-        "period": period,
-        "metrics": metrics,
-        "current_period": window_json(current),
-        "previous_period": window_json(previous),
-        "timezone": tz.name(),
-    })))
+    Ok(Json(Summary {
+        period,
+        metrics,
+        current_period: window_json(current),
+        previous_period: window_json(previous),
+        timezone: tz.name().to_owned(),
+    }))
 }
 
 /// `POST /insights`: any query of the model (`kind`, `series`, `breakdown`, `granularity`,
 /// `date_range`, `timezone`, `filters`, `limit`); `explain: true` adds the compiled SQL
 /// (admins only).
+/// Any query of the model.
+#[derive(utoipa::ToSchema)]
+#[schema(as = InsightIn)]
+#[allow(dead_code)]
+pub struct InsightShape {
+    /// `aggregate`, `trend`, `breakdown` or `compare` (alias `type`); `breakdown` when a
+    /// breakdown is given, else `aggregate`.
+    kind: Option<String>,
+    /// Up to 10: a metric name, `{metric}`, `{event, aggregation, property, filters}` or
+    /// `{formula}`, each with an optional `label`.
+    series: Option<Vec<Value>>,
+    /// Instead of `series`: one metric name.
+    metric: Option<String>,
+    /// Up to 3 fields to group by (alias `dimensions`).
+    breakdown: Option<Vec<String>>,
+    /// For trends: `hour`, `day`, `week`, `month`, `quarter`, `year` (alias `interval`).
+    granularity: Option<String>,
+    /// `{start, end}` or a name such as `last_30_days`, `this_month`.
+    date_range: Option<Value>,
+    /// An IANA time zone; UTC by default.
+    timezone: Option<String>,
+    /// Conditions, with `and`/`or`, on any field.
+    filters: Option<Value>,
+    /// Rows or breakdown values, 1 to 1,000.
+    limit: Option<u64>,
+    /// Admins only: add the compiled SQL to the answer.
+    explain: Option<bool>,
+    /// A tighter time limit, in milliseconds.
+    timeout_ms: Option<u64>,
+}
+
+crate::json_body!(
+    /// A query of the model (see `InsightIn`).
+    InsightBody,
+    InsightShape
+);
+
+/// Facts about an insight's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InsightMetadata {
+    query_time_ms: u64,
+    total_rows: usize,
+    truncated: bool,
+}
+
+/// An insight's answer: `kind`, `timezone`, `date_range`, and by kind `series` (each with
+/// its `value` or its `data` points), `rows` or `current`/`previous`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InsightAnswer {
+    #[serde(flatten)]
+    answer: Map<String, Value>,
+    metadata: InsightMetadata,
+    /// With `explain`: the statement and its parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    explain: Option<Value>,
+}
+
 pub async fn insights(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(InsightBody(body)): ApiJson<InsightBody>,
+) -> ApiResult<Json<InsightAnswer>> {
     let explain = match body.get("explain") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -370,14 +536,15 @@ pub async fn insights(
             "the trend has more than 10,000 (bucket, breakdown value) points; narrow the range, use a coarser granularity or filter the breakdown",
         ));
     }
-    let mut answer = shape(&q, out.compiled.layout, &out.rows, window, prev);
-    answer["metadata"] = json!({
-        "query_time_ms": out.elapsed.as_millis() as u64,
-        "total_rows": out.rows.len(),
-        "truncated": out.truncated,
-    });
-    if explain {
-        answer["explain"] = analytics::explain(&out.compiled);
-    }
-    Ok(Json(answer))
+    let answer = match shape(&q, out.compiled.layout, &out.rows, window, prev) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let metadata = InsightMetadata {
+        query_time_ms: out.elapsed.as_millis() as u64,
+        total_rows: out.rows.len(),
+        truncated: out.truncated,
+    };
+    let explain = explain.then(|| analytics::explain(&out.compiled));
+    Ok(Json(InsightAnswer { answer, metadata, explain }))
 }
