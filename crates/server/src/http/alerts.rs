@@ -194,7 +194,12 @@ pub async fn delete(
 
 /// The tenant's rules that hold now, as realtime `alerts`. A rule whose metric no longer
 /// resolves (a custom metric deleted since) is reported as such rather than dropped.
-pub async fn firing(state: &AppState, tenant: &TenantId, now: DateTime<Utc>) -> ApiResult<Vec<Value>> {
+pub async fn firing(
+    state: &AppState,
+    tenant: &TenantId,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<super::realtime::RealtimeAlert>> {
+    use super::realtime::RealtimeAlert;
     let rules = state.meta.list_alert_rules(tenant).await?;
     if rules.is_empty() {
         return Ok(Vec::new());
@@ -213,7 +218,11 @@ pub async fn firing(state: &AppState, tenant: &TenantId, now: DateTime<Utc>) -> 
         let expr = match resolved {
             Ok(e) => e,
             Err(message) => {
-                out.push(json!({"type": "rule_error", "rule_id": r.id, "name": r.name, "message": message}));
+                out.push(RealtimeAlert {
+                    rule_id: Some(r.id),
+                    name: Some(r.name),
+                    ..RealtimeAlert::new("rule_error", message)
+                });
                 continue;
             }
         };
@@ -238,11 +247,23 @@ pub async fn firing(state: &AppState, tenant: &TenantId, now: DateTime<Utc>) -> 
             _ => v == r.threshold,
         };
         if holds {
-            out.push(json!({
-                "type": "rule", "rule_id": r.id, "name": r.name, "metric": r.metric, "value": number(Some(v)),
-                "condition": r.condition, "threshold": r.threshold,
-                "message": format!("{} is {} ({} {} over the last {} s)", r.metric, number(Some(v)), r.condition, r.threshold, r.window_secs),
-            }));
+            let message = format!(
+                "{} is {} ({} {} over the last {} s)",
+                r.metric,
+                number(Some(v)),
+                r.condition,
+                r.threshold,
+                r.window_secs
+            );
+            out.push(RealtimeAlert {
+                rule_id: Some(r.id),
+                name: Some(r.name),
+                metric: Some(r.metric),
+                value: Some(number(Some(v))),
+                condition: Some(r.condition),
+                threshold: Some(r.threshold),
+                ..RealtimeAlert::new("rule", message)
+            });
         }
     }
     Ok(out)

@@ -10,17 +10,97 @@ use crate::auth::{Caller, CanRead};
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sightline_core::query::funnel::{Funnel, compile_funnel, parse_funnel, shape_funnel};
 use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
+
+/// A funnel (seed 004).
+#[derive(utoipa::ToSchema)]
+#[schema(as = FunnelIn)]
+#[allow(dead_code)]
+pub struct FunnelShape {
+    /// At most 200 characters; `funnel` by default.
+    name: Option<String>,
+    /// 2 to 20 steps, each `{name, event, filters}` (or an event name).
+    steps: Vec<Value>,
+    /// `{start, end}` or a name such as `last_30_days`.
+    date_range: Option<Value>,
+    /// Days as a number, a string such as `14d`, `12h`, or `{value, unit}`; 14 days by default.
+    conversion_window: Option<Value>,
+    /// `ordered` (the default), `strict` or `any_order`.
+    mode: Option<String>,
+    /// A field to split conversion by.
+    breakdown: Option<String>,
+    timezone: Option<String>,
+    /// Breakdown values, 1 to 1,000.
+    limit: Option<u64>,
+}
+
+crate::json_body!(
+    /// A funnel (see `FunnelIn`).
+    FunnelBody,
+    FunnelShape
+);
+
+/// Retention cohorts (seed 004).
+#[derive(utoipa::ToSchema)]
+#[schema(as = CohortsIn)]
+#[allow(dead_code)]
+pub struct CohortsShape {
+    /// `acquisition`.
+    cohort_type: Option<String>,
+    /// `day`, `week` (the default) or `month` (alias `period`).
+    group_by: Option<String>,
+    /// `retention`.
+    metric: Option<String>,
+    date_range: Option<Value>,
+    /// Periods after the first, 1 to 104.
+    periods: Option<u32>,
+    /// The event that puts a user in a cohort; any event by default.
+    start_event: Option<String>,
+    /// The event that counts as a return; any event by default.
+    return_event: Option<String>,
+    timezone: Option<String>,
+}
+
+crate::json_body!(
+    /// Retention cohorts (see `CohortsIn`).
+    CohortsBody,
+    CohortsShape
+);
+
+/// How long an analysis took and whether its rows were cut.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnalysisMetadata {
+    query_time_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+}
+
+/// A funnel's or cohorts' answer: the analysis (steps with counts and conversion, or
+/// cohorts with their retention by period) and how long it took.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnalysisAnswer {
+    #[serde(flatten)]
+    answer: Map<String, Value>,
+    metadata: AnalysisMetadata,
+}
+
+fn object_of(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
 
 /// `POST /funnels`: `{name, steps: [{name, event, filters}], date_range, conversion_window,
 /// mode (ordered | strict | any_order), breakdown, timezone}`.
 pub async fn funnel(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(FunnelBody(body)): ApiJson<FunnelBody>,
+) -> ApiResult<Json<AnalysisAnswer>> {
     let f = parse_funnel(&body).map_err(problem)?;
     let (range, _) = f.range.resolve(f.tz, Utc::now()).map_err(|m| ApiError::field("date_range", m))?;
     // The whole funnel is its own statement: a breakdown's values may be cut by `limit`,
@@ -38,13 +118,13 @@ pub async fn funnel(
             (w, Some(g))
         }
     };
-    let mut answer = shape_funnel(&f, &whole.rows, groups.as_ref().map_or(&[][..], |g| &g.rows), range);
+    let answer = shape_funnel(&f, &whole.rows, groups.as_ref().map_or(&[][..], |g| &g.rows), range);
     let elapsed = whole.elapsed.max(groups.as_ref().map_or(Default::default(), |g| g.elapsed));
-    answer["metadata"] = json!({
-        "query_time_ms": elapsed.as_millis() as u64,
-        "truncated": groups.as_ref().is_some_and(|g| g.truncated),
-    });
-    Ok(Json(answer))
+    let metadata = AnalysisMetadata {
+        query_time_ms: elapsed.as_millis() as u64,
+        truncated: Some(groups.as_ref().is_some_and(|g| g.truncated)),
+    };
+    Ok(Json(AnalysisAnswer { answer: object_of(answer), metadata }))
 }
 
 /// `POST /cohorts`: `{cohort_type: acquisition, group_by: day | week | month, metric:
@@ -52,14 +132,14 @@ pub async fn funnel(
 pub async fn cohorts(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
+    ApiJson(CohortsBody(body)): ApiJson<CohortsBody>,
+) -> ApiResult<Json<AnalysisAnswer>> {
     let r = parse_retention(&body).map_err(problem)?;
     let now = Utc::now();
     let (range, _) = r.range.resolve(r.tz, now).map_err(|m| ApiError::field("date_range", m))?;
     let compiled = compile_retention(&r, &caller.tenant, range);
     let out = analytics::run_compiled(&state, compiled, None).await?;
-    let mut answer = shape_retention(&r, &out.rows, now);
-    answer["metadata"] = json!({"query_time_ms": out.elapsed.as_millis() as u64});
-    Ok(Json(answer))
+    let answer = shape_retention(&r, &out.rows, now);
+    let metadata = AnalysisMetadata { query_time_ms: out.elapsed.as_millis() as u64, truncated: None };
+    Ok(Json(AnalysisAnswer { answer: object_of(answer), metadata }))
 }

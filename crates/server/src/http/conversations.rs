@@ -8,20 +8,71 @@ use crate::auth::{Caller, CanRead};
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sightline_core::code::FieldError;
 use sightline_core::query::conversations::{summary_sql, timeline_sql, topics_sql};
 use sightline_core::query::time::{DateRange, Granularity, Named, parse_bound, parse_tz};
 
-#[derive(Debug, Deserialize)]
+/// Which conversations, over which period, bucketed how.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Only this bot's conversations.
     bot_id: Option<String>,
+    /// `day`, `week`, `month` (the default) or `year`, up to now; or give the dates.
     period: Option<String>,
+    /// `YYYY-MM-DD` or RFC 3339.
     start_date: Option<String>,
     end_date: Option<String>,
+    /// The timeline's buckets: `hour`, `day` (the default), `week` or `month`.
     group_by: Option<String>,
     timezone: Option<String>,
+}
+
+/// Totals over the period.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationSummary {
+    total_conversations: u64,
+    completed_conversations: u64,
+    average_duration_seconds: f64,
+    average_messages_per_conversation: f64,
+    /// Completed over total, 0 to 1.
+    resolution_rate: f64,
+}
+
+/// One bucket of the timeline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationBucket {
+    /// The bucket's start.
+    #[schema(value_type = String)]
+    date: Value,
+    #[schema(value_type = u64)]
+    conversations: Value,
+    #[schema(value_type = u64)]
+    messages: Value,
+    #[schema(value_type = u64)]
+    unique_users: Value,
+}
+
+/// A topic and its share of the conversations that have one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TopicShare {
+    #[schema(value_type = String)]
+    topic: Value,
+    #[schema(value_type = u64)]
+    count: Value,
+    percentage: f64,
+}
+
+/// Conversation analytics (seed 004).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationAnalytics {
+    summary: ConversationSummary,
+    timeline: Vec<ConversationBucket>,
+    /// The 50 most frequent topics.
+    topics: Vec<TopicShare>,
+    period: super::query::Span,
 }
 
 fn num(v: &Value) -> f64 {
@@ -32,7 +83,7 @@ pub async fn analytics(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<Params>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConversationAnalytics>> {
     let mut errors = Vec::new();
     let tz = match &p.timezone {
         None => chrono_tz::Tz::UTC,
@@ -114,21 +165,38 @@ pub async fn analytics(
     let ratio = |n: f64| if total > 0.0 { (n / total * 10000.0).round() / 10000.0 } else { 0.0 };
     // The share of conversations with a topic, counting the topics beyond the 50 listed.
     let topic_total: f64 = topics.rows.first().map(|r| num(&r[2])).unwrap_or(0.0);
-    Ok(Json(json!({
-        "summary": {
-            "total_conversations": total as u64,
-            "completed_conversations": s.get(1).map(num).unwrap_or(0.0) as u64,
-            "average_duration_seconds": s.get(3).and_then(Value::as_f64).map(|x| x.round()).unwrap_or(0.0),
-            "average_messages_per_conversation": s.get(4).and_then(Value::as_f64).map(|x| (x * 100.0).round() / 100.0).unwrap_or(0.0),
-            "resolution_rate": ratio(s.get(2).map(num).unwrap_or(0.0)),
-        },
-        "timeline": timeline.rows.iter().map(|r| json!({
-            "date": r[0], "conversations": r[1], "messages": r[2], "unique_users": r[3],
-        })).collect::<Vec<_>>(),
-        "topics": topics.rows.iter().map(|r| json!({
-            "topic": r[0], "count": r[1],
-            "percentage": if topic_total > 0.0 { (num(&r[1]) * 100.0 / topic_total).round() } else { 0.0 },
-        })).collect::<Vec<_>>(),
-        "period": {"start": w.start.to_rfc3339_opts(SecondsFormat::Secs, true), "end": w.end.to_rfc3339_opts(SecondsFormat::Secs, true)},
-    })))
+    let summary = ConversationSummary {
+        total_conversations: total as u64,
+        completed_conversations: s.get(1).map(num).unwrap_or(0.0) as u64,
+        average_duration_seconds: s.get(3).and_then(Value::as_f64).map(|x| x.round()).unwrap_or(0.0),
+        average_messages_per_conversation: s
+            .get(4)
+            .and_then(Value::as_f64)
+            .map(|x| (x * 100.0).round() / 100.0)
+            .unwrap_or(0.0),
+        resolution_rate: ratio(s.get(2).map(num).unwrap_or(0.0)),
+    };
+    let timeline = timeline
+        .rows
+        .into_iter()
+        .map(|r| {
+            let mut it = r.into_iter();
+            let mut next = || it.next().unwrap_or(Value::Null);
+            ConversationBucket { date: next(), conversations: next(), messages: next(), unique_users: next() }
+        })
+        .collect();
+    let topics = topics
+        .rows
+        .into_iter()
+        .map(|r| {
+            let percentage = if topic_total > 0.0 { (num(&r[1]) * 100.0 / topic_total).round() } else { 0.0 };
+            let mut it = r.into_iter();
+            TopicShare { topic: it.next().unwrap_or(Value::Null), count: it.next().unwrap_or(Value::Null), percentage }
+        })
+        .collect();
+    let period = super::query::Span {
+        start: w.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+        end: w.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+    };
+    Ok(Json(ConversationAnalytics { summary, timeline, topics, period }))
 }

@@ -190,17 +190,31 @@ fn table() -> Vec<Route> {
             .answers::<query::InsightAnswer>(200)
             .errors(&[422, 504])
             .summary("analyses", "Run an insight: aggregate, trend, breakdown or comparison"),
-        read(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
-            .body_payload(any(), SMALL_BODY)
+        route(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
+            .access::<CanRead>()
+            .class(Queries)
+            .body::<behavior::FunnelBody>(SMALL_BODY)
+            .answers::<behavior::AnalysisAnswer>(200)
             .errors(&[504])
             .summary("analyses", "Funnel conversion"),
-        read(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
+        route(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<conversations::Params>()
+            .answers::<conversations::ConversationAnalytics>(200)
             .errors(&[504])
             .summary("analyses", "Conversation analytics"),
-        read(M::GET, "/api/v1/analytics/users/{user_id}/analytics", get(user_analytics::analytics))
+        route(M::GET, "/api/v1/analytics/users/{user_id}/analytics", get(user_analytics::analytics))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<user_analytics::Params>()
+            .answers::<user_analytics::UserAnalytics>(200)
             .errors(&[504])
             .summary("analyses", "One user's analytics"),
-        read(M::GET, "/api/v1/analytics/realtime", get(realtime::realtime))
+        route(M::GET, "/api/v1/analytics/realtime", get(realtime::realtime))
+            .access::<CanRead>()
+            .class(Queries)
+            .answers::<realtime::Realtime>(200)
             .errors(&[504])
             .summary("analyses", "Realtime figures and firing alerts"),
         read(M::GET, "/api/v1/analytics/alerts", get(alerts::list)).summary("alerts", "List alert rules"),
@@ -238,8 +252,11 @@ fn table() -> Vec<Route> {
         read(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
             .errors(&[504])
             .summary("segments", "List a segment's members"),
-        read(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
-            .body_payload(any(), SMALL_BODY)
+        route(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
+            .access::<CanRead>()
+            .class(Queries)
+            .body::<behavior::CohortsBody>(SMALL_BODY)
+            .answers::<behavior::AnalysisAnswer>(200)
             .errors(&[504])
             .summary("analyses", "Retention cohorts"),
         read(M::GET, "/api/v1/analytics/custom-metrics", get(custom_metrics::list))
@@ -261,13 +278,24 @@ fn table() -> Vec<Route> {
         )
         .summary("metric definitions", "Delete a custom metric"),
         // Customers (seed 001).
-        read(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
+        route(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<customers::RfmParams>()
+            .answers::<customers::Rfm>(200)
             .errors(&[504])
             .summary("customers", "RFM segmentation"),
-        read(M::GET, "/api/v1/customers/insights", get(customers::insights))
+        route(M::GET, "/api/v1/customers/insights", get(customers::insights))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<customers::InsightParams>()
+            .answers::<customers::CustomerInsights>(200)
             .errors(&[504])
             .summary("customers", "Customer insights"),
-        read(M::GET, "/api/v1/customers/segments", get(customers::segments))
+        route(M::GET, "/api/v1/customers/segments", get(customers::segments))
+            .access::<CanRead>()
+            .class(Queries)
+            .answers::<customers::CustomerSegments>(200)
             .errors(&[504])
             .summary("customers", "Customer segments"),
         // Sign-in (seeds 002 and 003) and the caller.

@@ -25,8 +25,8 @@ use std::time::Duration;
 /// A span of time, RFC 3339 UTC; `end` is excluded.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Span {
-    start: String,
-    end: String,
+    pub start: String,
+    pub end: String,
 }
 
 fn window_json(w: Window) -> Span {

@@ -9,7 +9,7 @@ use crate::auth::{Caller, CanRead};
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::query::time::{Bound, DateRange, Named, Unit, parse_bound, parse_tz};
@@ -24,12 +24,39 @@ const METRICS: [&str; 6] = [
     "topics_discussed",
 ];
 
-#[derive(Debug, Deserialize)]
+/// The range and the metrics to compute.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// `YYYY-MM-DD`, RFC 3339 or relative (`-30d`); 30 days ago by default.
     start_date: Option<String>,
+    /// Now by default.
     end_date: Option<String>,
+    /// Comma-separated: `total_sessions`, `total_messages`, `average_session_duration`,
+    /// `last_active`, `satisfaction_score`, `topics_discussed`; all by default.
     metrics: Option<String>,
     timezone: Option<String>,
+}
+
+/// How engaged the user is now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Engagement {
+    /// Active today.
+    daily_active: bool,
+    /// Active days in the last 30, over 30.
+    retention_30d: f64,
+    /// `low`, `medium` or `high`.
+    churn_risk: &'static str,
+}
+
+/// One user's analytics (seed 004).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserAnalytics {
+    user_id: String,
+    /// The metrics asked for, by name.
+    metrics: Map<String, Value>,
+    engagement: Engagement,
+    date_range: super::query::Span,
 }
 
 pub async fn analytics(
@@ -37,7 +64,7 @@ pub async fn analytics(
     State(state): State<AppState>,
     ApiPath(user): ApiPath<String>,
     ApiQuery(p): ApiQuery<Params>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserAnalytics>> {
     let mut errors = Vec::new();
     let tz = match &p.timezone {
         None => chrono_tz::Tz::UTC,
@@ -109,14 +136,17 @@ pub async fn analytics(
     let metrics: Map<String, Value> = all.into_iter().filter(|(k, _)| wanted.contains(k)).collect();
     let active_days = eng.get(1).and_then(Value::as_u64).unwrap_or(0) as u32;
     let flag = |i: usize| eng.get(i) == Some(&json!(true));
-    Ok(Json(json!({
-        "user_id": user,
-        "metrics": metrics,
-        "engagement": {
-            "daily_active": flag(0),
-            "retention_30d": (active_days as f64 / 30.0 * 10000.0).round() / 10000.0,
-            "churn_risk": churn_risk(active_days, flag(2), flag(3)),
+    Ok(Json(UserAnalytics {
+        user_id: user,
+        metrics,
+        engagement: Engagement {
+            daily_active: flag(0),
+            retention_30d: (active_days as f64 / 30.0 * 10000.0).round() / 10000.0,
+            churn_risk: churn_risk(active_days, flag(2), flag(3)),
         },
-        "date_range": {"start": w.start.to_rfc3339_opts(SecondsFormat::Secs, true), "end": w.end.to_rfc3339_opts(SecondsFormat::Secs, true)},
-    })))
+        date_range: super::query::Span {
+            start: w.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            end: w.end.to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+    }))
 }
