@@ -165,7 +165,7 @@ pub async fn rfm(
             rfm_score: c.rfm_score(),
             segment: segment_of(c.r, c.f).1,
             last_purchase: c.last_purchase.format("%Y-%m-%d").to_string(),
-            total_purchases: c.purchases as u64,
+            total_purchases: c.purchases,
             total_spent: round2(c.spent),
         })
         .collect();

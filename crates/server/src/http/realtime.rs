@@ -113,7 +113,7 @@ pub async fn realtime(caller: Caller<CanRead>, State(state): State<AppState>) ->
             satisfaction_change: json!(change(at(&cur, 5), at(&prev, 5))),
         },
         alerts,
-        window_minutes: WINDOW_MINUTES as i64,
+        window_minutes: WINDOW_MINUTES,
         timestamp: now.to_rfc3339_opts(SecondsFormat::Secs, true),
     }))
 }
