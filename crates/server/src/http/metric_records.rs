@@ -526,6 +526,10 @@ pub async fn by_service(
     ApiPath(service): ApiPath<String>,
     ApiQuery(mut p): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Vec<RecordOut>>> {
+    // A blank path segment names no service; it must not list every record.
+    if service.trim().is_empty() {
+        return Err(ApiError::field("service_name", "service_name must not be blank"));
+    }
     p.service_name = Some(service);
     list_with(&state, &caller.tenant, p).await
 }
@@ -537,6 +541,9 @@ pub async fn by_type(
     ApiPath(kind): ApiPath<String>,
     ApiQuery(mut p): ApiQuery<ListParams>,
 ) -> ApiResult<Json<Vec<RecordOut>>> {
+    if kind.trim().is_empty() {
+        return Err(ApiError::field("metric_type", "metric_type must not be blank"));
+    }
     p.metric_type = Some(kind);
     list_with(&state, &caller.tenant, p).await
 }
@@ -804,11 +811,15 @@ async fn vocabulary_json(state: &AppState, tenant: &sightline_core::model::Tenan
     }))
 }
 
-/// The tenant's own service names and metric types, added to seed 000's.
+/// The tenant's own service names and metric types, added to seed 000's. The names the
+/// GET answers with (`custom_service_names`, `custom_metric_types`) are accepted too.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VocabularyBody {
     /// At most 200 names of `[A-Za-z0-9_.-]`, 1 to 100 characters.
+    #[serde(alias = "custom_service_names")]
     service_names: Option<Vec<String>>,
+    #[serde(alias = "custom_metric_types")]
     metric_types: Option<Vec<String>>,
 }
 

@@ -117,6 +117,7 @@ fn table() -> Vec<Route> {
             .class(Queries)
             .query::<metric_records::ListParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
+            .errors(&[422])
             .summary("metric records", "List metric records"),
         route(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
             .access::<CanRead>()
@@ -137,12 +138,14 @@ fn table() -> Vec<Route> {
             .class(Queries)
             .query::<metric_records::ListParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
+            .errors(&[422])
             .summary("metric records", "Metric records of one service"),
         route(M::GET, "/api/v1/metrics/by-type/{metric_type}", get(metric_records::by_type))
             .access::<CanRead>()
             .class(Queries)
             .query::<metric_records::ListParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
+            .errors(&[422])
             .summary("metric records", "Metric records of one type"),
         route(M::GET, "/api/v1/metrics/{id}", get(metric_records::get))
             .access::<CanRead>()
@@ -302,10 +305,12 @@ fn table() -> Vec<Route> {
         route(M::POST, "/api/token", post(identity::obtain_pair))
             .body::<identity::Credentials>(SMALL_BODY)
             .answers::<identity::TokenPair>(200)
+            .errors(&[401])
             .summary("sign-in", "Sign in: an access and a refresh token (seed 002)"),
         route(M::POST, "/api/token/refresh", post(identity::refresh_pair))
             .body::<identity::RefreshBody>(SMALL_BODY)
             .answers::<identity::TokenPair>(200)
+            .errors(&[401])
             .summary("sign-in", "Trade a refresh token for a new pair (seed 002)"),
         route(M::POST, "/auth/token", post(identity::oauth_token))
             .body_payload(
@@ -313,6 +318,7 @@ fn table() -> Vec<Route> {
                 SMALL_BODY,
             )
             .answers::<identity::OAuthToken>(200)
+            .errors(&[401])
             .summary("sign-in", "OAuth2 password grant (seed 003)"),
         route(M::GET, "/api/v1/auth/me", get(identity::me))
             .access::<Signed>()

@@ -111,6 +111,11 @@ pub async fn list(caller: Caller<CanManage>, State(state): State<AppState>) -> A
     Ok(Json(UserList { data: state.meta.list_users(&caller.tenant).await? }))
 }
 
+/// Whether `id` is the signed-in caller's own user.
+fn is_self(caller: &crate::auth::Principal, id: &str) -> bool {
+    caller.via == crate::auth::AuthMethod::Password && caller.subject == id
+}
+
 fn no_user(id: &str) -> ApiError {
     ApiError::not_found(format!("no user with id '{id}'"))
 }
@@ -144,6 +149,10 @@ pub async fn update(
     if state.meta.get_user(&caller.tenant, &id).await?.is_none() {
         return Err(no_user(&id));
     }
+    // An admin who demotes itself may leave the tenant with no one to manage it.
+    if role.is_some_and(|r| r != Role::Admin) && is_self(&caller, &id) {
+        return Err(ApiError::new(Code::Conflict, "you cannot change your own role; ask another admin"));
+    }
     let password_hash = match b.password.clone() {
         Some(p) => Some(hash(p).await?),
         None => None,
@@ -169,6 +178,9 @@ pub async fn delete(
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    if is_self(&caller, &id) {
+        return Err(ApiError::new(Code::Conflict, "you cannot delete yourself; ask another admin"));
+    }
     if !state.meta.delete_user(&caller.tenant, &id).await? {
         return Err(no_user(&id));
     }

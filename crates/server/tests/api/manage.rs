@@ -241,3 +241,35 @@ async fn superusers_manage_tenants_and_deleting_one_deletes_its_data() {
     // A tenant admin is not a superuser.
     assert_problem(&send(app.get("/api/v1/tenants").bearer_auth(admin())).await, 403);
 }
+
+#[tokio::test]
+async fn an_admin_cannot_delete_or_demote_itself_but_may_another_admin() {
+    let app = TestApp::with_admin().await;
+    let (me_token, _) = app.sign_in(ADMIN_USER, ADMIN_PASSWORD, None).await;
+    let (_, me, _) = send(app.get("/api/v1/auth/me").bearer_auth(&me_token)).await;
+    let me_id = me["subject"].as_str().unwrap().to_owned();
+    let got = send(app.request("DELETE", &format!("/api/v1/users/{me_id}")).bearer_auth(&me_token)).await;
+    assert!(assert_problem(&got, 409)["detail"].as_str().unwrap().contains("yourself"));
+    let demote = json!({"role": "viewer"});
+    let got = send(app.request("PATCH", &format!("/api/v1/users/{me_id}")).bearer_auth(&me_token).json(&demote)).await;
+    assert_problem(&got, 409);
+    // A new password for oneself is fine; the account is still an admin afterwards.
+    let (s, u, _) = send(
+        app.request("PATCH", &format!("/api/v1/users/{me_id}"))
+            .bearer_auth(&me_token)
+            .json(&json!({"password": "another-long-password"})),
+    )
+    .await;
+    assert_eq!((s, u["role"].as_str()), (200, Some("admin")), "{u}");
+    // Another admin may remove this one.
+    let (s, other, _) = send(
+        app.post("/api/v1/users")
+            .bearer_auth(&me_token)
+            .json(&json!({"username": "second", "password": "second-password", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{other}");
+    let (second, _) = app.sign_in("second", "second-password", None).await;
+    let (s, _, _) = send(app.request("DELETE", &format!("/api/v1/users/{me_id}")).bearer_auth(&second)).await;
+    assert_eq!(s, 204);
+}

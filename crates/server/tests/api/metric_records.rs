@@ -553,6 +553,11 @@ async fn list_filters_and_paging_match_an_independent_selection() {
     let got = get_json(&app, &reader, &format!("{METRICS}/by-type/revenue?start_date=2024-04-01&skip=2&limit=5")).await;
     let want = expect_ids(&recs, |r| r.mtype == "revenue" && r.ts >= day(2024, 4, 1));
     assert_eq!(ids_of(&got), want[2..7].to_vec());
+    // A blank segment names nothing: refused, never every record.
+    for path in ["by-service/%20", "by-type/%09"] {
+        let got = send(app.get(&format!("{METRICS}/{path}")).bearer_auth(&reader)).await;
+        assert_problem(&got, 400);
+    }
     // Known but unused: an empty list, not an error.
     assert_eq!(get_json(&app, &reader, &format!("{METRICS}/by-service/notification")).await, json!([]));
     assert_eq!(get_json(&app, &reader, &format!("{METRICS}/by-type/beneficiary")).await, json!([]));
@@ -1217,6 +1222,16 @@ async fn a_tenant_extends_its_vocabulary() {
         send(app.request("PUT", VOCAB).bearer_auth(&admin).json(&json!({"metric_types": ["latency"]}))).await;
     assert_eq!(s, 200);
     assert_problem(&send(app.post(METRICS).bearer_auth(&ingest).json(&body)).await, 422);
+
+    // What a GET answers may be PUT back: its `custom_*` names are read, not ignored.
+    let got = get_json(&app, &admin, VOCAB).await;
+    let back = json!({"custom_service_names": ["billing"], "custom_metric_types": got["custom_metric_types"]});
+    let (s, v, _) = send(app.request("PUT", VOCAB).bearer_auth(&admin).json(&back)).await;
+    assert_eq!((s, &v["custom_service_names"]), (200, &json!(["billing"])), "{v}");
+    assert_eq!(v["custom_metric_types"], json!(["latency"]));
+    // An unknown member is a 400 naming it, not silently dropped.
+    let got = send(app.request("PUT", VOCAB).bearer_auth(&admin).json(&json!({"metric_type": ["x"]}))).await;
+    assert!(assert_problem(&got, 400)["detail"].as_str().unwrap().contains("metric_type"));
 }
 
 // ---- 5. who may do what ----
