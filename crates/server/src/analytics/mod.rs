@@ -37,8 +37,9 @@ impl TenantCatalog {
     /// The tenant's custom metrics (record names not loaded).
     pub async fn load(state: &AppState, tenant: &TenantId) -> ApiResult<TenantCatalog> {
         let mut customs = HashMap::new();
-        for c in state.meta.list_custom_metrics(tenant).await? {
-            match parse_custom_metric(&c.spec, Some(&c.name)) {
+        let stored = crate::http::resource::all::<crate::http::custom_metrics::CustomMetrics>(state, tenant).await?;
+        for c in stored {
+            match parse_custom_metric(&c.body, Some(&c.name)) {
                 Ok(m) => {
                     customs.insert(m.name, m.definition);
                 }

@@ -3,15 +3,13 @@
 //! `/realtime` is read; a rule that holds is one of its `alerts`.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiPath};
+use super::resource::{self, Resource};
 use crate::analytics::{self, TenantCatalog, parse_with};
 use crate::app::AppState;
-use crate::auth::{Caller, CanAuthor, CanRead};
-use crate::store::AlertRule;
-use axum::Json;
-use axum::extract::State;
+use crate::store::StoredResource;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sightline_core::code::FieldError;
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::number;
@@ -58,23 +56,115 @@ fn window_secs(v: &Value) -> Result<i64, String> {
     Ok(secs)
 }
 
-fn rule_json(r: &AlertRule) -> Value {
-    json!({
-        "id": r.id, "name": r.name, "metric": r.metric, "condition": r.condition, "threshold": r.threshold,
-        "window_seconds": r.window_secs,
-        "created_at": r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "updated_at": r.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-    })
+/// An alert rule as stored: `metric` over the trailing `window_secs`, compared with
+/// `threshold` by `condition` (`gt`, `gte`, `lt`, `lte`, `eq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub name: String,
+    pub metric: String,
+    pub condition: String,
+    pub threshold: f64,
+    pub window_secs: i64,
+}
+
+impl AlertRule {
+    fn of(r: &StoredResource) -> ApiResult<AlertRule> {
+        let rule: AlertRule = serde_json::from_value(r.body.clone()).map_err(ApiError::internal)?;
+        Ok(AlertRule { id: r.id.clone(), name: r.name.clone(), ..rule })
+    }
+}
+
+/// An alert rule to save.
+#[derive(utoipa::ToSchema)]
+#[schema(as = AlertRuleIn)]
+#[allow(dead_code)]
+pub struct AlertRuleShape {
+    /// 1 to 200 characters; the metric when left out.
+    name: Option<String>,
+    /// Any metric the tenant can query (a built-in, a custom metric, a record name).
+    metric: String,
+    /// `gt`, `gte`, `lt`, `lte` or `eq` (or `>`, `>=`, `<`, `<=`, `=`, `above`, `below`).
+    condition: String,
+    threshold: f64,
+    /// `5m`, `1h`, `1d` or seconds, 1 minute to 7 days; 5 minutes by default (alias
+    /// `window_seconds`).
+    window: Option<Value>,
+}
+
+crate::json_body!(
+    /// An alert rule (see `AlertRuleIn`).
+    AlertRuleBody,
+    AlertRuleShape
+);
+
+/// An alert rule.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertRuleOut {
+    id: String,
+    name: String,
+    metric: String,
+    condition: String,
+    threshold: f64,
+    window_seconds: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+/// The tenant's alert rules, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertRuleList {
+    data: Vec<AlertRuleOut>,
+}
+
+/// The tenant's alert rules (seed 004's realtime `alerts`).
+pub struct AlertRules;
+
+impl Resource for AlertRules {
+    const KIND: &'static str = "alert_rule";
+    const NOUN: &'static str = "alert rule";
+    const PLURAL: &'static str = "alert rules";
+    const TAG: &'static str = "alerts";
+    const MAX_PER_TENANT: usize = MAX_RULES;
+    const UNIQUE_NAME: bool = false;
+    const DELETED: &'static str = "Alert rule deleted successfully";
+    type Body = AlertRuleBody;
+    type Answer = AlertRuleOut;
+    type List = AlertRuleList;
+
+    async fn parse(
+        state: &AppState,
+        tenant: &TenantId,
+        AlertRuleBody(body): AlertRuleBody,
+        _: Option<&str>,
+    ) -> ApiResult<(String, Value)> {
+        let rule = parse_rule(state, tenant, &body).await?;
+        Ok((rule.name.clone(), serde_json::to_value(&rule).map_err(ApiError::internal)?))
+    }
+
+    async fn present(_: &AppState, _: &TenantId, r: StoredResource) -> ApiResult<AlertRuleOut> {
+        let rule = AlertRule::of(&r)?;
+        Ok(AlertRuleOut {
+            id: rule.id,
+            name: rule.name,
+            metric: rule.metric,
+            condition: rule.condition,
+            threshold: rule.threshold,
+            window_seconds: rule.window_secs,
+            created_at: r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            updated_at: r.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+    }
+
+    fn list(data: Vec<AlertRuleOut>) -> AlertRuleList {
+        AlertRuleList { data }
+    }
 }
 
 /// Reads and checks a rule; its metric must resolve for the tenant.
-async fn parse_rule(
-    state: &AppState,
-    tenant: &TenantId,
-    body: &Value,
-    id: String,
-    created: DateTime<Utc>,
-) -> ApiResult<AlertRule> {
+async fn parse_rule(state: &AppState, tenant: &TenantId, body: &Value) -> ApiResult<AlertRule> {
     let mut errors = Vec::new();
     let text = |k: &str, errors: &mut Vec<FieldError>| match body.get(k) {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => Some(s.trim().to_owned()),
@@ -121,75 +211,13 @@ async fn parse_rule(
     parse_with(state, tenant, move |cat| resolve(&m, cat).map(|_| ()).map_err(|e| vec![FieldError::new("metric", e)]))
         .await?;
     Ok(AlertRule {
-        id,
+        id: String::new(),
         name: name.expect("checked"),
         metric,
         condition: cond.expect("checked").into(),
         threshold: threshold.expect("checked"),
         window_secs: window.expect("checked"),
-        created_at: created,
-        updated_at: Utc::now(),
     })
-}
-
-pub async fn list(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let rules = state.meta.list_alert_rules(&caller.tenant).await?;
-    Ok(Json(json!({"data": rules.iter().map(rule_json).collect::<Vec<_>>()})))
-}
-
-pub async fn create(
-    caller: Caller<CanAuthor>,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    let rule = parse_rule(&state, &caller.tenant, &body, uuid::Uuid::now_v7().to_string(), Utc::now()).await?;
-    if state.meta.list_alert_rules(&caller.tenant).await?.len() >= MAX_RULES {
-        return Err(ApiError::new(
-            sightline_core::code::Code::Unprocessable,
-            format!("a tenant keeps at most {MAX_RULES} alert rules"),
-        ));
-    }
-    state.meta.create_alert_rule(&caller.tenant, &rule).await?;
-    Ok((axum::http::StatusCode::CREATED, Json(rule_json(&rule))))
-}
-
-pub async fn get(
-    caller: Caller<CanRead>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    match state.meta.get_alert_rule(&caller.tenant, &id).await? {
-        Some(r) => Ok(Json(rule_json(&r))),
-        None => Err(ApiError::not_found(format!("no alert rule with id '{id}'"))),
-    }
-}
-
-pub async fn replace(
-    caller: Caller<CanAuthor>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
-    let Some(old) = state.meta.get_alert_rule(&caller.tenant, &id).await? else {
-        return Err(ApiError::not_found(format!("no alert rule with id '{id}'")));
-    };
-    let rule = parse_rule(&state, &caller.tenant, &body, id.clone(), old.created_at).await?;
-    if !state.meta.replace_alert_rule(&caller.tenant, &rule).await? {
-        return Err(ApiError::not_found(format!("no alert rule with id '{id}'")));
-    }
-    Ok(Json(rule_json(&rule)))
-}
-
-pub async fn delete(
-    caller: Caller<CanAuthor>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    if state.meta.delete_alert_rule(&caller.tenant, &id).await? {
-        Ok(Json(json!({"message": "Alert rule deleted successfully", "id": id})))
-    } else {
-        Err(ApiError::not_found(format!("no alert rule with id '{id}'")))
-    }
 }
 
 /// The tenant's rules that hold now, as realtime `alerts`. A rule whose metric no longer
@@ -200,7 +228,7 @@ pub async fn firing(
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<super::realtime::RealtimeAlert>> {
     use super::realtime::RealtimeAlert;
-    let rules = state.meta.list_alert_rules(tenant).await?;
+    let rules = resource::all::<AlertRules>(state, tenant).await?;
     if rules.is_empty() {
         return Ok(Vec::new());
     }
@@ -208,7 +236,8 @@ pub async fn firing(
     let mut catalog = TenantCatalog::load(state, tenant).await?;
     let mut records_loaded = false;
     let mut out = Vec::new();
-    for r in rules {
+    for stored in rules {
+        let r = AlertRule::of(&stored)?;
         let mut resolved = resolve(&r.metric, &catalog);
         if !records_loaded && resolved.as_ref().is_err_and(|m| m.starts_with("unknown metric")) {
             catalog.load_records(state, tenant).await?;

@@ -3,15 +3,13 @@
 //! does not reach itself, and no divisor is the constant 0.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiPath};
+use super::resource::Resource;
 use crate::analytics::{TenantCatalog, problem};
 use crate::app::AppState;
-use crate::auth::{Caller, CanAuthor, CanRead};
-use crate::store::{CustomMetric, StoreError};
-use axum::Json;
-use axum::extract::State;
+use crate::store::StoredResource;
 use chrono::SecondsFormat;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
 use sightline_core::query::custom::{check_resolves, parse_custom_metric};
@@ -20,11 +18,120 @@ use sightline_core::query::metric::{BUILTINS, Definition};
 /// Most custom metrics a tenant may keep.
 pub const MAX_PER_TENANT: usize = 500;
 
-fn metric_json(c: &CustomMetric) -> Value {
-    let mut v = c.spec.clone();
-    v["created_at"] = json!(c.created_at.to_rfc3339_opts(SecondsFormat::Secs, true));
-    v["updated_at"] = json!(c.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true));
-    v
+/// A custom metric to define (seed 004): a formula over other metrics, or an inline
+/// definition.
+#[derive(utoipa::ToSchema)]
+#[schema(as = CustomMetricIn)]
+#[allow(dead_code)]
+pub struct CustomMetricShape {
+    /// `[a-z0-9_]`, not a built-in's name (alias `name`).
+    metric_name: String,
+    /// A formula such as `revenue / customers` (alias `formula`); or give `definition`.
+    calculation: Option<String>,
+    /// Inline: `{event, aggregation, property, filters}`.
+    definition: Option<Map<String, Value>>,
+    description: Option<String>,
+    /// Display format (`number`, `currency`, `percentage`...).
+    format: Option<String>,
+}
+
+crate::json_body!(
+    /// A custom metric (see `CustomMetricIn`).
+    CustomMetricBody,
+    CustomMetricShape
+);
+
+/// A custom metric as defined, with its times.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomMetricOut {
+    /// The definition as given, normalized (`metric_name`, `calculation` or `definition`, ...).
+    #[serde(flatten)]
+    spec: Map<String, Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A built-in metric every tenant has.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BuiltinMetric {
+    metric_name: &'static str,
+    description: &'static str,
+}
+
+/// The tenant's custom metrics by name, and the built-ins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomMetricList {
+    data: Vec<CustomMetricOut>,
+    builtin: Vec<BuiltinMetric>,
+}
+
+/// A tenant's own metric definitions, addressed by name.
+pub struct CustomMetrics;
+
+impl Resource for CustomMetrics {
+    const KIND: &'static str = "custom_metric";
+    const NOUN: &'static str = "custom metric";
+    const PLURAL: &'static str = "custom metrics";
+    const TAG: &'static str = "metric definitions";
+    const MAX_PER_TENANT: usize = MAX_PER_TENANT;
+    const UNIQUE_NAME: bool = true;
+    const KEYED_BY_NAME: bool = true;
+    const DELETED: &'static str = "Custom metric deleted successfully";
+    type Body = CustomMetricBody;
+    type Answer = CustomMetricOut;
+    type List = CustomMetricList;
+
+    async fn parse(
+        state: &AppState,
+        tenant: &TenantId,
+        CustomMetricBody(body): CustomMetricBody,
+        key: Option<&str>,
+    ) -> ApiResult<(String, Value)> {
+        checked(state, tenant, &body, key).await
+    }
+
+    async fn present(_: &AppState, _: &TenantId, r: StoredResource) -> ApiResult<CustomMetricOut> {
+        let spec = match r.body {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        Ok(CustomMetricOut {
+            spec,
+            created_at: r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            updated_at: r.updated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+    }
+
+    fn list(data: Vec<CustomMetricOut>) -> CustomMetricList {
+        let builtin =
+            BUILTINS.iter().map(|b| BuiltinMetric { metric_name: b.name, description: b.description }).collect();
+        CustomMetricList { data, builtin }
+    }
+
+    /// Refused while another definition uses it.
+    async fn before_delete(state: &AppState, tenant: &TenantId, r: &StoredResource) -> ApiResult<()> {
+        let name = &r.name;
+        let catalog = TenantCatalog::load(state, tenant).await?;
+        let mut users: Vec<&String> = catalog
+            .customs
+            .iter()
+            .filter(|(n, d)| *n != name && matches!(d, Definition::Formula(f) if f.refs().contains(&name.as_str())))
+            .map(|(n, _)| n)
+            .collect();
+        users.sort();
+        if users.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<&str> = users.iter().map(|s| s.as_str()).collect();
+        Err(ApiError::new(
+            Code::Conflict,
+            format!("'{name}' is used by {}; change or delete those first", list.join(", ")),
+        ))
+    }
+
+    fn sort(items: &mut [StoredResource]) {
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+    }
 }
 
 /// Parses `body` and checks it against the tenant's other definitions (as they would be
@@ -46,91 +153,4 @@ async fn checked(
         check_resolves(&m.name, &catalog).map_err(|msg| problem(vec![FieldError::new("calculation", msg)]))?;
     }
     Ok((m.name, m.spec))
-}
-
-/// `GET /custom-metrics`: the tenant's definitions, and the built-ins every tenant has.
-pub async fn list(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let own: Vec<Value> = state.meta.list_custom_metrics(&caller.tenant).await?.iter().map(metric_json).collect();
-    let builtin: Vec<Value> =
-        BUILTINS.iter().map(|b| json!({"metric_name": b.name, "description": b.description})).collect();
-    Ok(Json(json!({"data": own, "builtin": builtin})))
-}
-
-/// `POST /custom-metrics`.
-pub async fn create(
-    caller: Caller<CanAuthor>,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    let (name, spec) = checked(&state, &caller.tenant, &body, None).await?;
-    if state.meta.list_custom_metrics(&caller.tenant).await?.len() >= MAX_PER_TENANT {
-        return Err(ApiError::new(
-            Code::Unprocessable,
-            format!("a tenant keeps at most {MAX_PER_TENANT} custom metrics"),
-        ));
-    }
-    let saved = state.meta.create_custom_metric(&caller.tenant, &name, &spec).await.map_err(|e| match e {
-        StoreError::Conflict(_) => {
-            ApiError::new(Code::Conflict, format!("a custom metric named '{name}' exists already"))
-        }
-        other => other.into(),
-    })?;
-    Ok((axum::http::StatusCode::CREATED, Json(metric_json(&saved))))
-}
-
-/// `GET /custom-metrics/{name}`.
-pub async fn get(
-    caller: Caller<CanRead>,
-    State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    match state.meta.get_custom_metric(&caller.tenant, &name).await? {
-        Some(c) => Ok(Json(metric_json(&c))),
-        None => Err(ApiError::not_found(format!("no custom metric named '{name}'"))),
-    }
-}
-
-/// `PUT /custom-metrics/{name}`: replaces the definition.
-pub async fn replace(
-    caller: Caller<CanAuthor>,
-    State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
-    ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<Value>> {
-    if state.meta.get_custom_metric(&caller.tenant, &name).await?.is_none() {
-        return Err(ApiError::not_found(format!("no custom metric named '{name}'")));
-    }
-    let (_, spec) = checked(&state, &caller.tenant, &body, Some(&name)).await?;
-    match state.meta.update_custom_metric(&caller.tenant, &name, &spec).await? {
-        Some(c) => Ok(Json(metric_json(&c))),
-        None => Err(ApiError::not_found(format!("no custom metric named '{name}'"))),
-    }
-}
-
-/// `DELETE /custom-metrics/{name}`: refused (409) while another definition uses it.
-pub async fn delete(
-    caller: Caller<CanAuthor>,
-    State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
-    let catalog = TenantCatalog::load(&state, &caller.tenant).await?;
-    let mut users: Vec<&String> = catalog
-        .customs
-        .iter()
-        .filter(|(n, d)| *n != &name && matches!(d, Definition::Formula(f) if f.refs().contains(&name.as_str())))
-        .map(|(n, _)| n)
-        .collect();
-    users.sort();
-    if !users.is_empty() {
-        let list: Vec<&str> = users.iter().map(|s| s.as_str()).collect();
-        return Err(ApiError::new(
-            Code::Conflict,
-            format!("'{name}' is used by {}; change or delete those first", list.join(", ")),
-        ));
-    }
-    if state.meta.delete_custom_metric(&caller.tenant, &name).await? {
-        Ok(Json(json!({"message": "Custom metric deleted successfully", "metric_name": name})))
-    } else {
-        Err(ApiError::not_found(format!("no custom metric named '{name}'")))
-    }
 }

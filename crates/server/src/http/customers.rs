@@ -314,16 +314,17 @@ pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) ->
     // The tenant's own segments (`/api/v1/analytics/segments`) follow the RFM ones.
     let mut list = list;
     let limit = crate::analytics::time_limit(&state, None);
-    for seg in state.meta.list_segments(&caller.tenant).await? {
+    for seg in super::resource::all::<super::segments::Segments>(&state, &caller.tenant).await? {
         let now = Utc::now();
-        let Ok(conds) = parse_conditions(&seg.conditions, now) else { continue };
+        let conditions = seg.body.get("conditions").cloned().unwrap_or(Value::Null);
+        let Ok(conds) = parse_conditions(&conditions, now) else { continue };
         let (sql, params) = summary_sql(&caller.tenant, &conds, now);
         let row = state.queries.run_sql(&sql, params, limit, 1).await?.rows.into_iter().next().unwrap_or_default();
         list.push(CustomerSegment {
             id: seg.id,
             name: seg.name,
             description: None,
-            criteria: Criteria::Own { conditions: seg.conditions },
+            criteria: Criteria::Own { conditions },
             customer_count: row.first().and_then(Value::as_u64).unwrap_or(0),
             avg_revenue: row.get(1).and_then(Value::as_f64).map(round2).unwrap_or(0.0),
             custom: Some(true),

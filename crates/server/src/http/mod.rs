@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod ops;
 pub mod query;
 pub mod realtime;
+pub mod resource;
 pub mod route;
 pub mod segments;
 pub mod tenants;
@@ -29,7 +30,7 @@ pub mod user_analytics;
 pub mod users;
 
 use crate::app::AppState;
-use crate::auth::{CanAuthor, CanIngest, CanManage, CanRead, IsSuperuser, Signed};
+use crate::auth::{CanIngest, CanManage, CanRead, IsSuperuser, Signed};
 use crate::telemetry::names;
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -59,18 +60,8 @@ const SMALL_BODY: usize = 64 * 1024;
 fn table() -> Vec<Route> {
     use LimitClass::{Batch, Events, Exempt, Queries};
     use Method as M;
-    let any = Payload::free_form;
-    // Until every handler is typed, an untyped one is documented as taking and answering
-    // a JSON object.
-    let loose = |r: Route, status: u16| r.answers_payload(status, Some(any()));
-    let read = |m: Method, path: &'static str, h: MethodRouter<AppState>| {
-        loose(route(m, path, h).access::<CanRead>().class(Queries), 200)
-    };
-    let author_body = |m: Method, path: &'static str, h: MethodRouter<AppState>, status: u16| {
-        loose(route(m, path, h).access::<CanAuthor>().class(Queries).body_payload(any(), SMALL_BODY), status)
-    };
     let manage = |m: Method, path: &'static str, h: MethodRouter<AppState>| route(m, path, h).access::<CanManage>();
-    vec![
+    let mut rows = vec![
         // Ingest and read-back (seeds 001, 003, 004).
         route(M::POST, "/api/v1/analytics/events", post(events::track_event))
             .access::<CanIngest>()
@@ -220,39 +211,11 @@ fn table() -> Vec<Route> {
             .answers::<realtime::Realtime>(200)
             .errors(&[504])
             .summary("analyses", "Realtime figures and firing alerts"),
-        read(M::GET, "/api/v1/analytics/alerts", get(alerts::list)).summary("alerts", "List alert rules"),
-        author_body(M::POST, "/api/v1/analytics/alerts", post(alerts::create), 201)
-            .summary("alerts", "Create an alert rule"),
-        read(M::GET, "/api/v1/analytics/alerts/{id}", get(alerts::get)).summary("alerts", "Read an alert rule"),
-        author_body(M::PUT, "/api/v1/analytics/alerts/{id}", put(alerts::replace), 200)
-            .summary("alerts", "Replace an alert rule"),
-        loose(
-            route(M::DELETE, "/api/v1/analytics/alerts/{id}", delete(alerts::delete))
-                .access::<CanAuthor>()
-                .class(Queries),
-            200,
-        )
-        .summary("alerts", "Delete an alert rule"),
-        read(M::GET, "/api/v1/analytics/segments", get(segments::list))
-            .errors(&[504])
-            .summary("segments", "List user segments"),
-        author_body(M::POST, "/api/v1/analytics/segments", post(segments::create), 201)
-            .errors(&[409, 504])
-            .summary("segments", "Create a user segment"),
-        read(M::GET, "/api/v1/analytics/segments/{id}", get(segments::get))
-            .errors(&[504])
-            .summary("segments", "Read a user segment"),
-        author_body(M::PUT, "/api/v1/analytics/segments/{id}", put(segments::replace), 200)
-            .errors(&[409, 504])
-            .summary("segments", "Replace a user segment"),
-        loose(
-            route(M::DELETE, "/api/v1/analytics/segments/{id}", delete(segments::delete))
-                .access::<CanAuthor>()
-                .class(Queries),
-            200,
-        )
-        .summary("segments", "Delete a user segment"),
-        read(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
+        route(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
+            .access::<CanRead>()
+            .class(Queries)
+            .query::<segments::MemberParams>()
+            .answers::<segments::Members>(200)
             .errors(&[504])
             .summary("segments", "List a segment's members"),
         route(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
@@ -262,24 +225,6 @@ fn table() -> Vec<Route> {
             .answers::<behavior::AnalysisAnswer>(200)
             .errors(&[504])
             .summary("analyses", "Retention cohorts"),
-        read(M::GET, "/api/v1/analytics/custom-metrics", get(custom_metrics::list))
-            .summary("metric definitions", "List custom metrics"),
-        author_body(M::POST, "/api/v1/analytics/custom-metrics", post(custom_metrics::create), 201)
-            .errors(&[409])
-            .summary("metric definitions", "Define a custom metric"),
-        read(M::GET, "/api/v1/analytics/custom-metrics/{name}", get(custom_metrics::get))
-            .summary("metric definitions", "Read a custom metric"),
-        author_body(M::PUT, "/api/v1/analytics/custom-metrics/{name}", put(custom_metrics::replace), 200)
-            .errors(&[409])
-            .summary("metric definitions", "Replace a custom metric"),
-        loose(
-            route(M::DELETE, "/api/v1/analytics/custom-metrics/{name}", delete(custom_metrics::delete))
-                .access::<CanAuthor>()
-                .class(Queries)
-                .errors(&[409]),
-            200,
-        )
-        .summary("metric definitions", "Delete a custom metric"),
         // Customers (seed 001).
         route(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
             .access::<CanRead>()
@@ -408,11 +353,35 @@ fn table() -> Vec<Route> {
             .answers_payload(200, Some(Payload::text()))
             .summary("operations", "Prometheus metrics"),
         // The API's own description (seeds 000, 002 and 003).
-        loose(route(M::GET, "/openapi.json", get(openapi::serve)).class(Exempt).query::<openapi::FormatParams>(), 200)
+        // The document is an OpenAPI document: its schema is OpenAPI's own, not repeated here.
+        route(M::GET, "/openapi.json", get(openapi::serve))
+            .class(Exempt)
+            .query::<openapi::FormatParams>()
+            .answers_payload(200, Some(Payload::free_form()))
             .summary("documentation", "This OpenAPI document"),
-        loose(route(M::GET, "/api/schema", get(openapi::serve)).class(Exempt).query::<openapi::FormatParams>(), 200)
+        route(M::GET, "/api/schema", get(openapi::serve))
+            .class(Exempt)
+            .query::<openapi::FormatParams>()
+            .answers_payload(200, Some(Payload::free_form()))
             .summary("documentation", "This OpenAPI document (drf-spectacular's path)"),
-    ]
+    ];
+    // Tenant-owned resources (seed 004): five routes each, made once in `resource`.
+    rows.extend(resource::routes::<alerts::AlertRules>(
+        "/api/v1/analytics/alerts",
+        "/api/v1/analytics/alerts/{id}",
+        SMALL_BODY,
+    ));
+    rows.extend(resource::routes::<segments::Segments>(
+        "/api/v1/analytics/segments",
+        "/api/v1/analytics/segments/{id}",
+        SMALL_BODY,
+    ));
+    rows.extend(resource::routes::<custom_metrics::CustomMetrics>(
+        "/api/v1/analytics/custom-metrics",
+        "/api/v1/analytics/custom-metrics/{name}",
+        SMALL_BODY,
+    ));
+    rows
 }
 
 /// Every route with who may call it.

@@ -166,7 +166,7 @@ fn operation(spec: &RouteSpec, schemas: &mut SchemaSink) -> utoipa::openapi::pat
     let (role, who) = access_words(spec.access);
     let mut op = OperationBuilder::new()
         .operation_id(Some(operation_id(spec)))
-        .summary(Some(spec.doc.summary))
+        .summary(Some(spec.doc.summary.to_string()))
         .description(Some(format!("{who} Rate-limit class: `{}`.", spec.class.name())))
         // One extension only: utoipa keeps extensions in a HashMap, whose order would make
         // the committed document differ from run to run.

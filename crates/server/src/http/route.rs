@@ -84,7 +84,7 @@ impl Payload {
 /// The documentation of a route beyond what its method, path and access say.
 #[derive(Clone, Default)]
 pub struct Doc {
-    pub summary: &'static str,
+    pub summary: std::borrow::Cow<'static, str>,
     pub tag: &'static str,
     pub body: Option<Payload>,
     /// Success answers: status and payload (`None`: no body).
@@ -160,9 +160,9 @@ impl Route {
         self
     }
 
-    pub fn summary(mut self, tag: &'static str, summary: &'static str) -> Self {
+    pub fn summary(mut self, tag: &'static str, summary: impl Into<std::borrow::Cow<'static, str>>) -> Self {
         self.spec.doc.tag = tag;
-        self.spec.doc.summary = summary;
+        self.spec.doc.summary = summary.into();
         self
     }
 

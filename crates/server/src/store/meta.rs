@@ -206,93 +206,48 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()>;
 }
 
-/// A tenant's own metric definition, as the client gave it (normalized JSON).
+/// A tenant-owned resource as stored: its kind's JSON with an id, a name and its times.
+/// `http::resource` gives each kind its type and routes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CustomMetric {
-    pub name: String,
-    pub spec: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[async_trait]
-pub trait CustomMetricStore: Send + Sync {
-    /// Conflict when the tenant has one of that name.
-    async fn create_custom_metric(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        spec: &serde_json::Value,
-    ) -> StoreResult<CustomMetric>;
-    async fn get_custom_metric(&self, tenant: &TenantId, name: &str) -> StoreResult<Option<CustomMetric>>;
-    /// By name.
-    async fn list_custom_metrics(&self, tenant: &TenantId) -> StoreResult<Vec<CustomMetric>>;
-    async fn update_custom_metric(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        spec: &serde_json::Value,
-    ) -> StoreResult<Option<CustomMetric>>;
-    async fn delete_custom_metric(&self, tenant: &TenantId, name: &str) -> StoreResult<bool>;
-}
-
-/// A tenant's alert rule: `metric` over the trailing `window_secs`, compared with
-/// `threshold` by `condition` (`gt`, `gte`, `lt`, `lte`, `eq`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AlertRule {
+pub struct StoredResource {
     pub id: String,
     pub name: String,
-    pub metric: String,
-    pub condition: String,
-    pub threshold: f64,
-    pub window_secs: i64,
+    pub body: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// Tenant-owned resources of every kind: one implementation per backend.
 #[async_trait]
-pub trait AlertRuleStore: Send + Sync {
-    async fn create_alert_rule(&self, tenant: &TenantId, rule: &AlertRule) -> StoreResult<()>;
-    async fn list_alert_rules(&self, tenant: &TenantId) -> StoreResult<Vec<AlertRule>>;
-    async fn get_alert_rule(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<AlertRule>>;
-    /// Replaces every field but the id and creation time; false when there is none.
-    async fn replace_alert_rule(&self, tenant: &TenantId, rule: &AlertRule) -> StoreResult<bool>;
-    async fn delete_alert_rule(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
-}
-
-/// A tenant's user segment: its conditions as the client gave them (JSON).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Segment {
-    pub id: String,
-    pub name: String,
-    pub conditions: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[async_trait]
-pub trait SegmentStore: Send + Sync {
-    /// Conflict when the tenant has a segment of that name.
-    async fn create_segment(&self, tenant: &TenantId, segment: &Segment) -> StoreResult<()>;
-    async fn list_segments(&self, tenant: &TenantId) -> StoreResult<Vec<Segment>>;
-    async fn get_segment(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<Segment>>;
-    async fn replace_segment(&self, tenant: &TenantId, segment: &Segment) -> StoreResult<bool>;
-    async fn delete_segment(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+pub trait ResourceStore: Send + Sync {
+    /// Stores a new resource unless the tenant keeps `max` of its kind already (then
+    /// `false`). Conflict when `unique_name` and the tenant has one of that kind and name.
+    async fn insert_resource(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        r: &StoredResource,
+        unique_name: bool,
+        max: usize,
+    ) -> StoreResult<bool>;
+    /// Oldest first.
+    async fn list_resources(&self, tenant: &TenantId, kind: &str) -> StoreResult<Vec<StoredResource>>;
+    async fn get_resource(&self, tenant: &TenantId, kind: &str, id: &str) -> StoreResult<Option<StoredResource>>;
+    /// Replaces the name, body and update time; false when there is none.
+    async fn replace_resource(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        r: &StoredResource,
+        unique_name: bool,
+    ) -> StoreResult<bool>;
+    async fn delete_resource(&self, tenant: &TenantId, kind: &str, id: &str) -> StoreResult<bool>;
 }
 
 /// Everything the meta store holds.
 #[async_trait]
 pub trait MetaStore:
-    TenantStore
-    + UserStore
-    + KeyStore
-    + SessionStore
-    + AuditStore
-    + IdempotencyStore
-    + CustomMetricStore
-    + AlertRuleStore
-    + SegmentStore
-    + 'static
+    TenantStore + UserStore + KeyStore + SessionStore + AuditStore + IdempotencyStore + ResourceStore + 'static
 {
     /// A server-wide setting, created with `make` the first time it is asked for.
     async fn setting_or_init(&self, name: &str, make: &(dyn Fn() -> String + Sync)) -> StoreResult<String>;

@@ -1,12 +1,10 @@
 //! The meta store on embedded SQLite through sqlx. Timestamps are stored as RFC 3339 text
 //! in UTC, so they sort and read the same from any client. One file per concern.
 
-mod alerts;
 mod audit;
-mod custom_metrics;
 mod idempotency;
 mod keys;
-mod segments;
+mod resources;
 mod sessions;
 mod tenants;
 mod users;
@@ -97,7 +95,9 @@ pub(super) fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.is_unique_violation()
     {
-        return StoreError::Conflict(db.message().to_owned());
+        // The constraint's text names tables and columns: logged, never answered.
+        tracing::debug!(constraint = %db.message(), "unique constraint");
+        return StoreError::Conflict("a record with the same unique key exists already".to_owned());
     }
     StoreError::Backend(e.into())
 }
