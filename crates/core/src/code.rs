@@ -125,11 +125,19 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong with it.
     pub message: String,
+    /// The kind of problem when it is not a plain invalid value (an unresolved reference
+    /// is `Unprocessable`), so that the answer's status never depends on the message.
+    #[serde(skip)]
+    pub code: Option<Code>,
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), code: None }
+    }
+
+    pub fn with_code(field: impl Into<String>, message: impl Into<String>, code: Code) -> Self {
+        Self { field: field.into(), message: message.into(), code: Some(code) }
     }
 }
 

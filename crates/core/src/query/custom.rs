@@ -180,7 +180,7 @@ fn measure_of(d: &Map<String, Value>) -> Result<Definition, FieldError> {
 
 /// Checks that a definition resolves among the tenant's others: every name it refers to
 /// exists, and it does not refer to itself through them. `catalog` must already hold it.
-pub fn check_resolves(name: &str, catalog: &dyn Catalog) -> Result<(), String> {
+pub fn check_resolves(name: &str, catalog: &dyn Catalog) -> Result<(), super::metric::ResolveError> {
     resolve(name, catalog).map(|_| ())
 }
 

@@ -114,7 +114,7 @@ pub fn parse_series(v: &Value, catalog: &dyn Catalog, at: &str) -> Result<Series
     let err = |field: &str, m: String| FieldError::new(format!("{at}{field}"), m);
     match v {
         Value::String(name) => {
-            let expr = resolve(name.trim(), catalog).map_err(|m| err("", m))?;
+            let expr = resolve(name.trim(), catalog).map_err(|e| e.at(at.to_owned()))?;
             Ok(Series { label: name.trim().to_owned(), expr })
         }
         Value::Object(obj) => {
@@ -133,10 +133,10 @@ pub fn parse_series(v: &Value, catalog: &dyn Catalog, at: &str) -> Result<Series
             };
             let (label, expr) = if let Some(formula) = text("formula")? {
                 let f = Formula::parse(&formula).map_err(|m| err(".formula", m))?;
-                let expr = resolve_formula(&f, catalog).map_err(|m| err(".formula", m))?;
+                let expr = resolve_formula(&f, catalog).map_err(|e| e.at(format!("{at}.formula")))?;
                 (formula, expr)
             } else if let Some(name) = text("metric")? {
-                let expr = resolve(&name, catalog).map_err(|m| err(".metric", m))?;
+                let expr = resolve(&name, catalog).map_err(|e| e.at(format!("{at}.metric")))?;
                 let expr = match aggregation {
                     Some(a) => with_aggregation(expr, a, &name).map_err(|m| err(".aggregation", m))?,
                     None => expr,

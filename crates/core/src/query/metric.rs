@@ -535,31 +535,67 @@ impl Catalog for NoCatalog {
 /// Most definitions one resolution may pass through.
 const MAX_RESOLVE_DEPTH: usize = 16;
 
+/// Why a metric name does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// Not a built-in, not a custom metric, and no metric records of that name.
+    Unknown(String),
+    /// A formula reaches itself; the path from the first name back to it.
+    Cycle(Vec<String>),
+    /// Definitions nest deeper than allowed.
+    TooDeep,
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::Unknown(name) => write!(
+                f,
+                "unknown metric '{name}': not a built-in, not one of the tenant's custom metrics, and no metric records carry that metric_name"
+            ),
+            ResolveError::Cycle(path) => write!(f, "the formula refers to itself: {}", path.join(" -> ")),
+            ResolveError::TooDeep => write!(f, "formulas nest at most {MAX_RESOLVE_DEPTH} definitions deep"),
+        }
+    }
+}
+
+impl ResolveError {
+    /// An unresolved reference is well-formed but names nothing usable (422); too deep a
+    /// nesting is a bad request (400).
+    pub fn code(&self) -> crate::code::Code {
+        match self {
+            ResolveError::Unknown(_) | ResolveError::Cycle(_) => crate::code::Code::Unprocessable,
+            ResolveError::TooDeep => crate::code::Code::Validation,
+        }
+    }
+
+    /// This problem, reported against `field`.
+    pub fn at(&self, field: impl Into<String>) -> crate::code::FieldError {
+        crate::code::FieldError::with_code(field, self.to_string(), self.code())
+    }
+}
+
 /// Resolves a name to its computation. A name with no definition falls back to metric
 /// records of that `metric_name` (summed), if the tenant has any.
-pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Expr, String> {
+pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Expr, ResolveError> {
     let mut path = Vec::new();
     resolve_in(name, catalog, &mut path)
 }
 
-fn resolve_in(name: &str, catalog: &dyn Catalog, path: &mut Vec<String>) -> Result<Expr, String> {
+fn resolve_in(name: &str, catalog: &dyn Catalog, path: &mut Vec<String>) -> Result<Expr, ResolveError> {
     if path.iter().any(|p| p == name) {
         path.push(name.to_owned());
-        return Err(format!("the formula refers to itself: {}", path.join(" -> ")));
+        return Err(ResolveError::Cycle(path.clone()));
     }
     if path.len() >= MAX_RESOLVE_DEPTH {
-        return Err(format!("formulas nest at most {MAX_RESOLVE_DEPTH} definitions deep"));
+        return Err(ResolveError::TooDeep);
     }
     let def = match catalog.custom(name) {
         Some(d) => d,
         None => match builtin(name) {
             Some((_, d)) => d,
             None if catalog.has_records(name) => return Ok(Expr::Measure(records_of(name, Aggregation::Sum))),
-            None => {
-                return Err(format!(
-                    "unknown metric '{name}': not a built-in, not one of the tenant's custom metrics, and no metric records carry that metric_name"
-                ));
-            }
+            None => return Err(ResolveError::Unknown(name.to_owned())),
         },
     };
     path.push(name.to_owned());
@@ -571,7 +607,7 @@ fn resolve_in(name: &str, catalog: &dyn Catalog, path: &mut Vec<String>) -> Resu
     out
 }
 
-fn formula_expr(f: &Formula, catalog: &dyn Catalog, path: &mut Vec<String>) -> Result<Expr, String> {
+fn formula_expr(f: &Formula, catalog: &dyn Catalog, path: &mut Vec<String>) -> Result<Expr, ResolveError> {
     Ok(match f {
         Formula::Ref(r) => resolve_in(r, catalog, path)?,
         Formula::Num(n) => Expr::Num(*n),
@@ -582,7 +618,7 @@ fn formula_expr(f: &Formula, catalog: &dyn Catalog, path: &mut Vec<String>) -> R
 }
 
 /// Resolves a formula written inline (not saved under a name).
-pub fn resolve_formula(f: &Formula, catalog: &dyn Catalog) -> Result<Expr, String> {
+pub fn resolve_formula(f: &Formula, catalog: &dyn Catalog) -> Result<Expr, ResolveError> {
     formula_expr(f, catalog, &mut Vec::new())
 }
 
@@ -666,8 +702,10 @@ mod tests {
         assert_eq!(ms[1].filter, Some(Filter::eq(Field::EventName, "conversation_started")));
         assert!(!e.is_additive());
         let cycle = resolve("loop_a", &cat).unwrap_err();
-        assert!(cycle.contains("loop_a -> loop_b -> loop_a"), "{cycle}");
-        assert!(resolve("nothing_here", &cat).unwrap_err().contains("unknown metric"));
+        assert!(cycle.to_string().contains("loop_a -> loop_b -> loop_a"), "{cycle}");
+        assert_eq!(cycle.code(), crate::code::Code::Unprocessable);
+        assert!(resolve("nothing_here", &cat).unwrap_err().to_string().contains("unknown metric"));
+        assert_eq!(resolve("nothing_here", &cat).unwrap_err().code(), crate::code::Code::Unprocessable);
         assert!(resolve("tickets", &NoCatalog).is_ok());
         assert!(resolve("error_rate", &NoCatalog).is_ok());
     }

@@ -4,7 +4,7 @@
 //! and summary, the insights endpoint; dashboards and reports later).
 
 use crate::app::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{Error as ApiError, Result as ApiResult};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::Row;
@@ -55,11 +55,6 @@ impl TenantCatalog {
     }
 }
 
-/// Whether a problem is an unresolved reference (a 422) rather than bad syntax (a 400).
-fn is_unresolved(e: &FieldError) -> bool {
-    e.message.starts_with("unknown metric") || e.message.starts_with("the formula refers to itself")
-}
-
 /// Parses with the tenant's catalog. Metric-record names are loaded only when a name is
 /// unknown without them, so most queries cost one SQLite read before they run.
 pub async fn parse_with<T>(
@@ -72,7 +67,8 @@ pub async fn parse_with<T>(
         Ok(t) => return Ok(t),
         Err(e) => e,
     };
-    if errors.iter().any(|e| e.message.starts_with("unknown metric")) {
+    // An unresolved name may be a metric-record name: load those and try once more.
+    if errors.iter().any(|e| e.code == Some(Code::Unprocessable)) {
         catalog.load_records(state, tenant).await?;
         return parse(&catalog).map_err(problem);
     }
@@ -81,7 +77,8 @@ pub async fn parse_with<T>(
 
 /// Parse errors as a problem: 422 when a name does not resolve, else 400.
 pub fn problem(errors: Vec<FieldError>) -> ApiError {
-    let code = if errors.iter().any(is_unresolved) { Code::Unprocessable } else { Code::Validation };
+    let code =
+        if errors.iter().any(|e| e.code == Some(Code::Unprocessable)) { Code::Unprocessable } else { Code::Validation };
     let mut e = ApiError::invalid(errors);
     e.code = code;
     e

@@ -3,7 +3,7 @@
 //! so a fast hash is enough and lookups stay cheap.
 
 use super::{AuthMethod, Principal};
-use crate::http::error::ApiError;
+use crate::error::Error as ApiError;
 use crate::store::{ApiKey, MetaStore};
 use chrono::Utc;
 use sha2::{Digest, Sha256};

@@ -6,7 +6,7 @@
 //! checked on RS256/ES256 tokens when configured.
 
 use super::{AuthMethod, Principal};
-use crate::http::error::ApiError;
+use crate::error::Error as ApiError;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use sightline_core::model::{Role, TenantId};

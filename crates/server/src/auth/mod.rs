@@ -9,7 +9,7 @@ pub mod password;
 pub mod session;
 
 use crate::app::AppState;
-use crate::http::error::ApiError;
+use crate::error::Error as ApiError;
 use crate::store::MetaStore;
 use axum::extract::FromRequestParts;
 use axum::http::header;

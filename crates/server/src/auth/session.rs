@@ -4,7 +4,7 @@
 
 use super::jwt::{Claims, sign_hs256};
 use super::password;
-use crate::http::error::ApiError;
+use crate::error::Error as ApiError;
 use crate::store::{MetaStore, RefreshToken, RefreshUse, User};
 use chrono::{Duration as ChronoDuration, Utc};
 use sha2::{Digest, Sha256};

@@ -14,7 +14,7 @@ use sightline_core::code::FieldError;
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::number;
 use sightline_core::query::insight::{Kind, Query, Series};
-use sightline_core::query::metric::resolve;
+use sightline_core::query::metric::{ResolveError, resolve};
 use sightline_core::query::time::{DateRange, Window};
 
 pub const MAX_RULES: usize = 100;
@@ -208,8 +208,7 @@ async fn parse_rule(state: &AppState, tenant: &TenantId, body: &Value) -> ApiRes
     }
     let metric = metric.expect("checked");
     let m = metric.clone();
-    parse_with(state, tenant, move |cat| resolve(&m, cat).map(|_| ()).map_err(|e| vec![FieldError::new("metric", e)]))
-        .await?;
+    parse_with(state, tenant, move |cat| resolve(&m, cat).map(|_| ()).map_err(|e| vec![e.at("metric")])).await?;
     Ok(AlertRule {
         id: String::new(),
         name: name.expect("checked"),
@@ -239,14 +238,15 @@ pub async fn firing(
     for stored in rules {
         let r = AlertRule::of(&stored)?;
         let mut resolved = resolve(&r.metric, &catalog);
-        if !records_loaded && resolved.as_ref().is_err_and(|m| m.starts_with("unknown metric")) {
+        if !records_loaded && matches!(resolved, Err(ResolveError::Unknown(_))) {
             catalog.load_records(state, tenant).await?;
             records_loaded = true;
             resolved = resolve(&r.metric, &catalog);
         }
         let expr = match resolved {
             Ok(e) => e,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 out.push(RealtimeAlert {
                     rule_id: Some(r.id),
                     name: Some(r.name),

@@ -10,10 +10,10 @@ use crate::store::StoredResource;
 use chrono::SecondsFormat;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sightline_core::code::{Code, FieldError};
+use sightline_core::code::Code;
 use sightline_core::model::TenantId;
 use sightline_core::query::custom::{check_resolves, parse_custom_metric};
-use sightline_core::query::metric::{BUILTINS, Definition};
+use sightline_core::query::metric::{BUILTINS, Definition, ResolveError};
 
 /// Most custom metrics a tenant may keep.
 pub const MAX_PER_TENANT: usize = 500;
@@ -145,12 +145,13 @@ async fn checked(
     let m = parse_custom_metric(body, path_name).map_err(ApiError::invalid)?;
     let mut catalog = TenantCatalog::load(state, tenant).await?;
     catalog.customs.insert(m.name.clone(), m.definition.clone());
-    if let Err(msg) = check_resolves(&m.name, &catalog) {
-        if !msg.starts_with("unknown metric") {
-            return Err(problem(vec![FieldError::new("calculation", msg)]));
+    if let Err(e) = check_resolves(&m.name, &catalog) {
+        // Only an unknown name may be a metric-record name worth loading.
+        if !matches!(e, ResolveError::Unknown(_)) {
+            return Err(problem(vec![e.at("calculation")]));
         }
         catalog.load_records(state, tenant).await?;
-        check_resolves(&m.name, &catalog).map_err(|msg| problem(vec![FieldError::new("calculation", msg)]))?;
+        check_resolves(&m.name, &catalog).map_err(|e| problem(vec![e.at("calculation")]))?;
     }
     Ok((m.name, m.spec))
 }

@@ -1,4 +1,4 @@
-//! The one error type of the HTTP layer. Every failure leaves as RFC 9457
+//! How failures leave: every [`crate::error::Error`] is rendered as RFC 9457
 //! `application/problem+json`: `type`, `title`, `status`, `detail`, `instance`, and for
 //! validation `errors[]` of `{field, message}`.
 
@@ -7,80 +7,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sightline_core::code::{Code, FieldError};
+use sightline_core::code::FieldError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub code: Code,
-    pub detail: String,
-    pub errors: Vec<FieldError>,
-    /// Seconds, for 429 and 503.
-    pub retry_after: Option<u64>,
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
-
-impl ApiError {
-    pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), errors: Vec::new(), retry_after: None }
-    }
-
-    pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        Self { errors, ..Self::new(Code::Validation, detail) }
-    }
-
-    /// Several invalid fields; the detail lists every message.
-    pub fn invalid(errors: Vec<FieldError>) -> Self {
-        let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
-        Self::validation(detail, errors)
-    }
-
-    /// One invalid field.
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::validation(message.clone(), vec![FieldError::new(field, message)])
-    }
-
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(Code::Unauthorized, detail)
-    }
-
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(Code::Forbidden, detail)
-    }
-
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(Code::NotFound, detail)
-    }
-
-    pub fn unavailable(detail: impl Into<String>, retry_after: u64) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(Code::Unavailable, detail) }
-    }
-
-    /// A fault on our side: logged in full, answered without internals.
-    pub fn internal(err: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "internal error");
-        Self::new(Code::Internal, "an internal error occurred; the server log has the details")
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Conflict(m) => ApiError::new(Code::Conflict, m),
-            crate::store::StoreError::Timeout(limit) => ApiError::new(
-                Code::Timeout,
-                format!(
-                    "the query ran longer than its time limit of {} ms and was stopped; narrow the date range or the breakdown",
-                    limit.as_millis()
-                ),
-            ),
-            crate::store::StoreError::Backend(e) => ApiError::internal(format!("{e:#}")),
-        }
-    }
-}
+pub use crate::error::{Error as ApiError, Result as ApiResult};
 
 /// An RFC 9457 problem: what went wrong, for a client to branch on (`type`) and a person
 /// to read (`detail`).

@@ -188,8 +188,8 @@ fn seed001_query(body: &Value, cat: &dyn Catalog) -> Result<(Query, String), Vec
     };
     let mut expr = match resolve(&name, cat) {
         Ok(e) => Some(e),
-        Err(m) => {
-            errors.push(FieldError::new("metric", m));
+        Err(e) => {
+            errors.push(e.at("metric"));
             None
         }
     };
@@ -395,11 +395,12 @@ pub async fn summary(
         for (asked, key) in &wanted {
             match resolve(key, cat) {
                 Ok(expr) => out.push(Series { label: key.clone(), expr }),
-                Err(m) => errors.push(FieldError::new(
+                Err(e) => errors.push(FieldError::with_code(
                     "metric_type",
                     format!(
-                        "{m}; metric_type takes revenue, tickets, customers, events or a metric name (got '{asked}')"
+                        "{e}; metric_type takes revenue, tickets, customers, events or a metric name (got '{asked}')"
                     ),
+                    e.code(),
                 )),
             }
         }

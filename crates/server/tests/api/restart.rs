@@ -13,9 +13,11 @@ async fn acknowledged_events_survive_a_restart() {
     assert_eq!(s, 200);
     // Keep sending while the server stops; count what was acknowledged.
     let (client, url) = (app.client.clone(), app.url("/api/v1/analytics/events"));
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = acks.clone();
     let sender = tokio::spawn(async move {
         let mut acked = Vec::new();
-        for i in 0..2000 {
+        for i in 0..100_000 {
             let r = client
                 .post(&url)
                 .bearer_auth(admin())
@@ -23,16 +25,27 @@ async fn acknowledged_events_survive_a_restart() {
                 .send()
                 .await;
             match r {
-                Ok(r) if r.status() == 200 => acked.push(format!("l{i}")),
+                Ok(r) if r.status() == 200 => {
+                    acked.push(format!("l{i}"));
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 Ok(r) => assert_eq!(r.status(), 503, "only a refusal is allowed"),
                 Err(_) => break, // the server is gone
             }
         }
         acked
     });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Stop only once the sender is being answered, so the test always covers events
+    // acknowledged just before and during shutdown.
+    let answered = async {
+        while acks.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), answered).await.expect("the sender is answered");
     app.stop().await;
     let acked = sender.await.unwrap();
+    assert!(acked.len() >= 20, "the sender was acknowledged {} times", acked.len());
     assert!(std::fs::metadata(dir.path().join("sightline.duckdb")).is_ok());
 
     let app = TestApp::with_config(config(Some(dir.path()))).await;
