@@ -79,7 +79,7 @@ impl AlertRule {
 
 /// An alert rule to save.
 #[derive(utoipa::ToSchema)]
-#[schema(as = AlertRuleIn)]
+#[schema(as = AlertRuleIn, example = json!({"name": "traffic spike", "metric": "events", "condition": "gt", "threshold": 1000, "window": "5m"}))]
 #[allow(dead_code)]
 pub struct AlertRuleShape {
     /// 1 to 200 characters; the metric when left out.

@@ -17,14 +17,14 @@ use sightline_core::query::retention::{compile_retention, parse_retention, shape
 
 /// A funnel (seed 004).
 #[derive(utoipa::ToSchema)]
-#[schema(as = FunnelIn)]
+#[schema(as = FunnelIn, example = json!({"name": "checkout", "steps": [{"name": "viewed", "event": "page_view"}, {"name": "bought", "event": "purchase"}], "date_range": "-30d", "conversion_window": "14d"}))]
 #[allow(dead_code)]
 pub struct FunnelShape {
     /// At most 200 characters; `funnel` by default.
     name: Option<String>,
     /// 2 to 20 steps, each `{name, event, filters}` (or an event name).
     steps: Vec<Value>,
-    /// `{start, end}` or a name such as `last_30_days`.
+    /// `{start, end}` or a name such as `this_month`, `last_week` or `-30d`.
     date_range: Option<Value>,
     /// Days as a number, a string such as `14d`, `12h`, or `{value, unit}`; 14 days by default.
     conversion_window: Option<Value>,
@@ -45,7 +45,7 @@ crate::json_body!(
 
 /// Retention cohorts (seed 004).
 #[derive(utoipa::ToSchema)]
-#[schema(as = CohortsIn)]
+#[schema(as = CohortsIn, example = json!({"cohort_type": "acquisition", "group_by": "week", "metric": "retention", "date_range": "-90d", "periods": 8}))]
 #[allow(dead_code)]
 pub struct CohortsShape {
     /// `acquisition`.

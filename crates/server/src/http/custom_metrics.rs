@@ -21,7 +21,7 @@ pub const MAX_PER_TENANT: usize = 500;
 /// A custom metric to define (seed 004): a formula over other metrics, or an inline
 /// definition.
 #[derive(utoipa::ToSchema)]
-#[schema(as = CustomMetricIn)]
+#[schema(as = CustomMetricIn, example = json!({"metric_name": "revenue_per_customer", "calculation": "revenue / customers", "description": "Average revenue per paying customer"}))]
 #[allow(dead_code)]
 pub struct CustomMetricShape {
     /// `[a-z0-9_]`, not a built-in's name (alias `name`).

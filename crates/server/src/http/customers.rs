@@ -57,7 +57,7 @@ pub struct RfmParams {
     min_score: Option<u32>,
     /// 1 to 1,000; 100 by default.
     limit: Option<usize>,
-    /// The purchases scored: a named range such as `last_365_days`; all time by default.
+    /// The purchases scored: a named range such as `this_year` or `-365d`; all time by default.
     period: Option<String>,
 }
 

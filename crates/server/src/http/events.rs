@@ -51,7 +51,7 @@ async fn commit(state: &AppState, rows: Vec<EventRow>) -> ApiResult<()> {
 /// `{event_type, event_data}` (the names in each pair are aliases). Any other top-level
 /// field is kept as context.
 #[derive(utoipa::ToSchema)]
-#[schema(as = EventIn)]
+#[schema(as = EventIn, example = json!({"event_name": "purchase", "user_id": "user-1", "session_id": "session-1", "properties": {"amount": 12.5, "page": "/checkout"}}))]
 #[allow(dead_code)]
 pub struct EventShape {
     /// The event's name (aliases `event_type`, `event`); 1 to 200 characters.
@@ -79,7 +79,7 @@ crate::json_body!(
 
 /// An activity of the calling user (seed 003): `{activity_type, metadata}`.
 #[derive(utoipa::ToSchema)]
-#[schema(as = ActivityIn)]
+#[schema(as = ActivityIn, example = json!({"activity_type": "login", "metadata": {"device": "ios"}}))]
 #[allow(dead_code)]
 pub struct ActivityShape {
     /// What the user did; becomes the event's name.
@@ -98,7 +98,7 @@ crate::json_body!(
 
 /// A batch of events (seed 004).
 #[derive(utoipa::ToSchema)]
-#[schema(as = EventBatchIn)]
+#[schema(as = EventBatchIn, example = json!({"events": [{"event_name": "page_view", "user_id": "user-1", "properties": {"page": "/"}}, {"event_name": "purchase", "user_id": "user-1", "properties": {"amount": 20}}]}))]
 #[allow(dead_code)]
 pub struct BatchShape {
     /// 1 to 1,000 events; each is stored or refused on its own.

@@ -82,7 +82,7 @@ pub fn record_out(r: &MetricRecord) -> RecordOut {
 
 /// A metric record to store (seed 000).
 #[derive(utoipa::ToSchema)]
-#[schema(as = RecordIn)]
+#[schema(as = RecordIn, example = json!({"service_name": "auth", "metric_type": "engagement", "metric_name": "logins", "value": 7, "dimensions": {"country": "UK"}}))]
 #[allow(dead_code)]
 pub struct RecordShape {
     /// One of the tenant's service names (seed 000's, or its own).
@@ -108,7 +108,7 @@ crate::json_body!(
 
 /// What to change of a record; its service, type and name cannot change.
 #[derive(utoipa::ToSchema)]
-#[schema(as = RecordChange)]
+#[schema(as = RecordChange, example = json!({"value": 8}))]
 #[allow(dead_code)]
 pub struct RecordPatchShape {
     value: Option<f64>,

@@ -38,7 +38,7 @@ fn window_json(w: Window) -> Span {
 
 /// Seed 001's structured query, or seed 004's custom SQL (`query`).
 #[derive(utoipa::ToSchema)]
-#[schema(as = AnalyticsQueryIn)]
+#[schema(as = AnalyticsQueryIn, example = json!({"metric": "events", "dimensions": ["date"], "filters": {"date_range": "-7d"}, "granularity": "day"}))]
 #[allow(dead_code)]
 pub struct AnalyticsQueryShape {
     /// A metric name (`revenue`, `events`, a custom metric...); required without `query`.
@@ -445,7 +445,7 @@ pub async fn summary(
 /// (admins only).
 /// Any query of the model.
 #[derive(utoipa::ToSchema)]
-#[schema(as = InsightIn)]
+#[schema(as = InsightIn, example = json!({"kind": "trend", "series": ["events"], "granularity": "day", "date_range": "-30d"}))]
 #[allow(dead_code)]
 pub struct InsightShape {
     /// `aggregate`, `trend`, `breakdown` or `compare` (alias `type`); `breakdown` when a
@@ -460,7 +460,7 @@ pub struct InsightShape {
     breakdown: Option<Vec<String>>,
     /// For trends: `hour`, `day`, `week`, `month`, `quarter`, `year` (alias `interval`).
     granularity: Option<String>,
-    /// `{start, end}` or a name such as `last_30_days`, `this_month`.
+    /// `{start, end}` or a name such as `this_month`, `last_week` or `-30d`, `this_month`.
     date_range: Option<Value>,
     /// An IANA time zone; UTC by default.
     timezone: Option<String>,

@@ -21,13 +21,15 @@ pub const MAX_SEGMENTS: usize = 200;
 
 /// A user segment to save.
 #[derive(utoipa::ToSchema)]
-#[schema(as = SegmentIn)]
+#[schema(as = SegmentIn, example = json!({"segment_name": "buyers", "conditions": [{"field": "total_purchases", "operator": "gt", "value": 0}]}))]
 #[allow(dead_code)]
 pub struct SegmentShape {
     /// 1 to 200 characters, unique in the tenant (alias `name`).
     segment_name: String,
-    /// Conditions on computed user fields (`total_events`, `sessions`, `purchases`,
-    /// `total_spent`, `last_seen`...), each `{field, operator, value}`, with `and`/`or`.
+    /// Conditions on computed user fields (`total_events`, `total_sessions`,
+    /// `total_purchases`, `total_spent`, `total_messages`, `first_seen`, `last_active`,
+    /// `days_since_last_active`, `previous_activity`), each `{field, operator, value}`,
+    /// with `and`/`or`.
     conditions: Value,
 }
 
