@@ -51,7 +51,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// The answer of the insights endpoint.
-pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: Option<Window>) -> Value {
+pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: Option<Window>) -> Map<String, Value> {
     let empty = |i: usize| if q.series[i].expr.is_additive() { Some(0.0) } else { None };
     let mut out = Map::new();
     out.insert("kind".into(), json!(q.kind.name()));
@@ -129,7 +129,7 @@ pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: 
             if let Some(g) = q.granularity {
                 out.insert("granularity".into(), json!(granularity_name(g)));
             }
-            out.insert("rows".into(), Value::Array(objects(q, layout, rows, "date")));
+            out.insert("rows".into(), objects(q, layout, rows, "date").into_iter().map(Value::Object).collect());
         }
         Kind::Compare => {
             let prev = previous.expect("a comparison has a previous period");
@@ -150,7 +150,7 @@ pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: 
             out.insert("series".into(), Value::Array(series));
         }
     }
-    Value::Object(out)
+    out
 }
 
 fn granularity_name(g: super::time::Granularity) -> &'static str {
@@ -165,7 +165,7 @@ fn granularity_name(g: super::time::Granularity) -> &'static str {
 
 /// Rows as objects: the bucket under `bucket_key`, each breakdown value under its label,
 /// each series under its label (seed 001's `{"date", "event_type", "revenue"}`).
-pub fn objects(q: &Query, layout: Layout, rows: &[Row], bucket_key: &str) -> Vec<Value> {
+pub fn objects(q: &Query, layout: Layout, rows: &[Row], bucket_key: &str) -> Vec<Map<String, Value>> {
     rows.iter()
         .map(|r| {
             let mut o = Map::new();
@@ -178,7 +178,7 @@ pub fn objects(q: &Query, layout: Layout, rows: &[Row], bucket_key: &str) -> Vec
             for (s, v) in q.series.iter().zip(&r.values) {
                 o.insert(s.label.clone(), number(*v));
             }
-            Value::Object(o)
+            o
         })
         .collect()
 }

@@ -72,7 +72,7 @@ pub struct AlertRule {
 
 impl AlertRule {
     fn of(r: &StoredResource) -> ApiResult<AlertRule> {
-        let rule: AlertRule = serde_json::from_value(r.body.clone()).map_err(ApiError::internal)?;
+        let rule = AlertRule::deserialize(&r.body).map_err(ApiError::internal)?;
         Ok(AlertRule { id: r.id.clone(), name: r.name.clone(), ..rule })
     }
 }

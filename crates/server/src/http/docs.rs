@@ -27,6 +27,8 @@ pub const REDOC_POLICY: &str = "default-src 'none'; script-src 'self'; \
      'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='; img-src data:; connect-src 'self'; \
      worker-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+const ASSET_COUNT: usize = 7;
+
 struct Asset {
     name: &'static str,
     content_type: &'static str,
@@ -41,7 +43,7 @@ macro_rules! asset {
 
 const HTML: &str = "text/html; charset=utf-8";
 
-static ASSETS: [Asset; 7] = [
+static ASSETS: [Asset; ASSET_COUNT] = [
     asset!("swagger.html", "text/html; charset=utf-8"),
     asset!("redoc.html", "text/html; charset=utf-8"),
     asset!("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
@@ -53,7 +55,7 @@ static ASSETS: [Asset; 7] = [
 
 /// The gzipped form of each asset, made on first request.
 fn gzipped(i: usize) -> &'static [u8] {
-    static GZ: [OnceLock<Vec<u8>>; 7] = [const { OnceLock::new() }; 7];
+    static GZ: [OnceLock<Vec<u8>>; ASSET_COUNT] = [const { OnceLock::new() }; ASSET_COUNT];
     GZ[i].get_or_init(|| {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(ASSETS[i].bytes).expect("writing to memory");

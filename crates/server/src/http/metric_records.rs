@@ -665,14 +665,7 @@ pub async fn aggregate(
         let q = Query { kind: Kind::Breakdown, by, granularity, limit: MAX_LIMIT, ..base };
         let groups = analytics::execute(&state, &caller.tenant, &q, window, None, None).await?;
         let rows = objects(&q, groups.compiled.layout, &groups.rows, "date");
-        out.groups = Some(
-            rows.into_iter()
-                .map(|r| match r {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                })
-                .collect(),
-        );
+        out.groups = Some(rows);
         out.truncated = Some(groups.truncated);
     }
     Ok(Json(out))

@@ -61,6 +61,9 @@ fn table() -> Vec<Route> {
     use LimitClass::{Batch, Events, Exempt, Queries};
     use Method as M;
     let manage = |m: Method, path: &'static str, h: MethodRouter<AppState>| route(m, path, h).access::<CanManage>();
+    // Reads of analytics data: any reader, counted as queries.
+    let read =
+        |m: Method, path: &'static str, h: MethodRouter<AppState>| route(m, path, h).access::<CanRead>().class(Queries);
     let mut rows = vec![
         // Ingest and read-back (seeds 001, 003, 004).
         route(M::POST, "/api/v1/analytics/events", post(events::track_event))
@@ -70,9 +73,7 @@ fn table() -> Vec<Route> {
             .answers::<events::Tracked>(200)
             .errors(&[503])
             .summary("events", "Send one event"),
-        route(M::GET, "/api/v1/analytics/events", get(events::list_events))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/events", get(events::list_events))
             .query::<events::ListParams>()
             .answers::<events::EventList>(200)
             .summary("events", "List events"),
@@ -83,9 +84,7 @@ fn table() -> Vec<Route> {
             .answers::<events::BatchTracked>(200)
             .errors(&[503])
             .summary("events", "Send a batch of events"),
-        route(M::GET, "/api/v1/analytics/events/{id}", get(events::get_event))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/events/{id}", get(events::get_event))
             .answers::<events::EventOut>(200)
             .summary("events", "Read one event"),
         route(M::POST, "/api/v1/analytics/track/activity", post(events::track_activity))
@@ -103,44 +102,32 @@ fn table() -> Vec<Route> {
             .answers::<metric_records::RecordOut>(200)
             .errors(&[503])
             .summary("metric records", "Record a business metric"),
-        route(M::GET, "/api/v1/metrics", get(metric_records::list))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/metrics", get(metric_records::list))
             .query::<metric_records::ListParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
             .errors(&[422])
             .summary("metric records", "List metric records"),
-        route(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
             .query::<metric_records::AggregateParams>()
             .answers::<metric_records::AggregateOut>(200)
             .errors(&[422, 504])
             .summary("metric records", "Aggregate metric records"),
-        route(M::GET, "/api/v1/metrics/time-series", get(metric_records::time_series))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/metrics/time-series", get(metric_records::time_series))
             .query::<metric_records::SeriesParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::SeriesPoint>()))
             .errors(&[422, 504])
             .summary("metric records", "Metric records as a time series"),
-        route(M::GET, "/api/v1/metrics/by-service/{service_name}", get(metric_records::by_service))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/metrics/by-service/{service_name}", get(metric_records::by_service))
             .query::<metric_records::ListParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
             .errors(&[422])
             .summary("metric records", "Metric records of one service"),
-        route(M::GET, "/api/v1/metrics/by-type/{metric_type}", get(metric_records::by_type))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/metrics/by-type/{metric_type}", get(metric_records::by_type))
             .query::<metric_records::ListParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::RecordOut>()))
             .errors(&[422])
             .summary("metric records", "Metric records of one type"),
-        route(M::GET, "/api/v1/metrics/{id}", get(metric_records::get))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/metrics/{id}", get(metric_records::get))
             .answers::<metric_records::RecordOut>(200)
             .summary("metric records", "Read a metric record"),
         route(M::PATCH, "/api/v1/metrics/{id}", patch(metric_records::update))
@@ -163,86 +150,62 @@ fn table() -> Vec<Route> {
             .answers::<metric_records::VocabularyOut>(200)
             .summary("settings", "Replace the tenant's metric vocabulary"),
         // Analyses (seed 001's query and summary, the insights endpoint) and definitions (seed 004).
-        route(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
             .body::<query::AnalyticsQueryBody>(SMALL_BODY)
             .answers::<query::AnalyticsAnswer>(200)
             .errors(&[422, 504])
             .summary("analyses", "Run a structured query (seed 001) or custom SQL (seed 004)"),
-        route(M::GET, "/api/v1/analytics/metrics", get(query::summary))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/metrics", get(query::summary))
             .query::<query::SummaryParams>()
             .answers::<query::Summary>(200)
             .errors(&[422, 504])
             .summary("analyses", "Key metrics of a period against the previous one"),
-        route(M::POST, "/api/v1/insights", post(query::insights))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::POST, "/api/v1/insights", post(query::insights))
             .body::<query::InsightBody>(SMALL_BODY)
             .answers::<query::InsightAnswer>(200)
             .errors(&[422, 504])
             .summary("analyses", "Run an insight: aggregate, trend, breakdown or comparison"),
-        route(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
             .body::<behavior::FunnelBody>(SMALL_BODY)
             .answers::<behavior::AnalysisAnswer>(200)
             .errors(&[504])
             .summary("analyses", "Funnel conversion"),
-        route(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
             .query::<conversations::Params>()
             .answers::<conversations::ConversationAnalytics>(200)
             .errors(&[504])
             .summary("analyses", "Conversation analytics"),
-        route(M::GET, "/api/v1/analytics/users/{user_id}/analytics", get(user_analytics::analytics))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/users/{user_id}/analytics", get(user_analytics::analytics))
             .query::<user_analytics::Params>()
             .answers::<user_analytics::UserAnalytics>(200)
             .errors(&[504])
             .summary("analyses", "One user's analytics"),
-        route(M::GET, "/api/v1/analytics/realtime", get(realtime::realtime))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/realtime", get(realtime::realtime))
             .answers::<realtime::Realtime>(200)
             .errors(&[504])
             .summary("analyses", "Realtime figures and firing alerts"),
-        route(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
             .query::<segments::MemberParams>()
             .answers::<segments::Members>(200)
             .errors(&[504])
             .summary("segments", "List a segment's members"),
-        route(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
             .body::<behavior::CohortsBody>(SMALL_BODY)
             .answers::<behavior::AnalysisAnswer>(200)
             .errors(&[504])
             .summary("analyses", "Retention cohorts"),
         // Customers (seed 001).
-        route(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
             .query::<customers::RfmParams>()
             .answers::<customers::Rfm>(200)
             .errors(&[504])
             .summary("customers", "RFM segmentation"),
-        route(M::GET, "/api/v1/customers/insights", get(customers::insights))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/customers/insights", get(customers::insights))
             .query::<customers::InsightParams>()
             .answers::<customers::CustomerInsights>(200)
             .errors(&[504])
             .summary("customers", "Customer insights"),
-        route(M::GET, "/api/v1/customers/segments", get(customers::segments))
-            .access::<CanRead>()
-            .class(Queries)
+        read(M::GET, "/api/v1/customers/segments", get(customers::segments))
             .answers::<customers::CustomerSegments>(200)
             .errors(&[504])
             .summary("customers", "Customer segments"),
@@ -389,10 +352,19 @@ pub fn route_specs() -> Vec<RouteSpec> {
     table().into_iter().map(|r| r.spec).collect()
 }
 
-/// The spec of a matched route, for the guard: its class and access.
+/// The spec of a matched route, for the guard: its class and access. Looked up on every
+/// request, so by hash rather than by walking the table.
 pub fn spec_of(method: &Method, path: &str) -> Option<&'static RouteSpec> {
-    static SPECS: std::sync::OnceLock<Vec<RouteSpec>> = std::sync::OnceLock::new();
-    SPECS.get_or_init(route_specs).iter().find(|s| s.method == method && s.path == path)
+    type Specs = std::collections::HashMap<&'static str, Vec<RouteSpec>>;
+    static SPECS: std::sync::OnceLock<Specs> = std::sync::OnceLock::new();
+    let specs = SPECS.get_or_init(|| {
+        let mut by_path = Specs::new();
+        for s in route_specs() {
+            by_path.entry(s.path).or_default().push(s);
+        }
+        by_path
+    });
+    specs.get(path)?.iter().find(|s| s.method == method)
 }
 
 /// The API's routes, without the outer layers.

@@ -98,15 +98,6 @@ pub enum AnalyticsAnswer {
     Sql(super::custom_sql::SqlAnswer),
 }
 
-fn rows_of(data: Vec<Value>) -> Vec<Map<String, Value>> {
-    data.into_iter()
-        .map(|v| match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        })
-        .collect()
-}
-
 /// A caller's optional time limit, in milliseconds (never above the configured one).
 fn timeout_of(v: Option<&Value>) -> ApiResult<Option<Duration>> {
     match v {
@@ -142,7 +133,7 @@ pub async fn analytics_query(
             let v = out.rows.first().and_then(|r| r.values[0]).or(q.series[0].expr.is_additive().then_some(0.0));
             let mut row = Map::new();
             row.insert(label.clone(), number(v));
-            vec![Value::Object(row)]
+            vec![row]
         }
         _ => objects(&q, out.compiled.layout, &out.rows, "date"),
     };
@@ -152,7 +143,7 @@ pub async fn analytics_query(
         let all = buckets(window, g, q.tz).map_err(|m| ApiError::field("granularity", m))?;
         truncated = all.len() > q.limit;
         let got: std::collections::HashMap<String, Value> =
-            data.iter().filter_map(|r| Some((r["date"].as_str()?.to_owned(), r[&label].clone()))).collect();
+            data.iter().filter_map(|r| Some((r.get("date")?.as_str()?.to_owned(), r.get(&label)?.clone()))).collect();
         let empty = if q.series[0].expr.is_additive() { json!(0) } else { Value::Null };
         data = all
             .iter()
@@ -163,7 +154,7 @@ pub async fn analytics_query(
                 let mut row = Map::new();
                 row.insert("date".into(), json!(d));
                 row.insert(label.clone(), v);
-                Value::Object(row)
+                row
             })
             .collect();
     }
@@ -175,7 +166,7 @@ pub async fn analytics_query(
         timezone: q.tz.name().to_owned(),
         date_range: window_json(window),
     };
-    Ok(Json(AnalyticsAnswer::Query(QueryAnswer { data: rows_of(data), metadata })))
+    Ok(Json(AnalyticsAnswer::Query(QueryAnswer { data, metadata })))
 }
 
 /// Builds a query from seed 001's body: `metric`, `dimensions` (`date` is the time bucket),
@@ -537,10 +528,7 @@ pub async fn insights(
             "the trend has more than 10,000 (bucket, breakdown value) points; narrow the range, use a coarser granularity or filter the breakdown",
         ));
     }
-    let answer = match shape(&q, out.compiled.layout, &out.rows, window, prev) {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
+    let answer = shape(&q, out.compiled.layout, &out.rows, window, prev);
     let metadata = InsightMetadata {
         query_time_ms: out.elapsed.as_millis() as u64,
         total_rows: out.rows.len(),

@@ -41,16 +41,8 @@ impl Payload {
     /// A JSON array of a named type (seed 000 answers bare arrays).
     pub fn list_of<T: utoipa::ToSchema>() -> Payload {
         Payload {
-            schema: || {
-                utoipa::openapi::schema::ArrayBuilder::new()
-                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name())))
-                    .into()
-            },
-            register: |sink| {
-                sink.push((T::name().into_owned(), T::schema()));
-                T::schemas(sink);
-            },
-            content_type: "application/json",
+            schema: || utoipa::openapi::schema::ArrayBuilder::new().items((Payload::of::<T>().schema)()).into(),
+            ..Payload::of::<T>()
         }
     }
 
