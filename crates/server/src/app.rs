@@ -3,8 +3,9 @@
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::ingest::{Ingestor, Writer};
-use crate::store::{EventReader, MetaStore, MetricReader, NewUser, QueryRunner, StoreError, duckdb, sqlite};
+use crate::store::{EventReader, MetaStore, MetricReader, NewUser, StoreError, duckdb, sqlite};
 use anyhow::Context;
 use sightline_core::model::{Role, TenantId};
 use std::net::SocketAddr;
@@ -22,7 +23,8 @@ pub struct Services {
     pub meta: Arc<dyn MetaStore>,
     pub events: Arc<dyn EventReader>,
     pub metrics: Arc<dyn MetricReader>,
-    pub queries: Arc<dyn QueryRunner>,
+    /// Every analysis goes through the engine.
+    pub engine: Arc<dyn Engine>,
     /// Properties events keep in columns of their own (the compiler reads those).
     pub property_columns: sightline_core::query::field::PropertyColumns,
     pub ingest: Ingestor,
@@ -45,7 +47,7 @@ pub struct Stores {
     pub meta: Arc<dyn MetaStore>,
     pub events: Arc<dyn EventReader>,
     pub metrics: Arc<dyn MetricReader>,
-    pub queries: Arc<dyn QueryRunner>,
+    pub engine: Arc<dyn Engine>,
     pub property_columns: sightline_core::query::field::PropertyColumns,
     pub sink: duckdb::DuckSink,
 }
@@ -66,7 +68,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
         meta: Arc::new(meta),
         events: reader.clone(),
         metrics: reader.clone(),
-        queries: reader,
+        engine: Arc::new(duckdb::DuckEngine::new(reader, property_columns.clone())),
         property_columns,
         sink,
     })
@@ -120,7 +122,7 @@ impl App {
             meta: stores.meta,
             events: stores.events,
             metrics: stores.metrics,
-            queries: stores.queries,
+            engine: stores.engine,
             property_columns: stores.property_columns,
             ingest,
             auth,

@@ -270,9 +270,8 @@ fn scan(
         b.push_trusted(&format!(" AS l{i}"));
         n_cols += 1;
     }
-    b.push(" FROM ").push(src.table());
-    b.push_bind(" WHERE tenant_id = ", SqlValue::Text(tenant.as_str().to_owned()));
-    b.push_bind(" AND ts >= ", ts(scan_window.start)).push_bind(" AND ts < ", ts(scan_window.end));
+    b.from_tenant(src.stored(), tenant, "t");
+    b.push_bind(" WHERE ts >= ", ts(scan_window.start)).push_bind(" AND ts < ", ts(scan_window.end));
     // A previous period that stops short of the current one (month-to-date against the
     // same days of last month) leaves a gap the scan skips.
     if let Some(p) = previous.filter(|p| p.end < current.start) {
@@ -559,7 +558,8 @@ mod tests {
         assert_eq!(
             c.sql,
             "SELECT epoch_us(e.b) AS b, coalesce(e.l0, 0) AS s0 FROM (SELECT date_trunc('day', ts) AS b, \
-             CAST(count(*) AS DOUBLE) AS l0 FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1) e \
+             CAST(count(*) AS DOUBLE) AS l0 FROM (SELECT * FROM events WHERE tenant_id = ?) AS t \
+             WHERE ts >= ? AND ts < ? GROUP BY 1) e \
              ORDER BY b LIMIT ?"
         );
         assert_eq!(c.params[0], SqlValue::Text("t1".into()));
@@ -608,7 +608,7 @@ mod tests {
     fn comparisons_scan_both_periods_once() {
         let c = compile_json(json!({"kind": "compare", "series": ["revenue"], "date_range": "this_month"}));
         assert!(c.layout.period);
-        assert_eq!(c.sql.matches("FROM events").count(), 1);
+        assert_eq!(c.sql.matches("FROM events WHERE tenant_id = ?").count(), 1);
         assert!(c.sql.contains("ts >= ? AS p"));
     }
 }

@@ -16,7 +16,7 @@ use super::compile::local_bucket;
 use super::field::PropertyColumns;
 use super::time::{Granularity, Window};
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 
 /// The conversations CTE (`conv`): one row per conversation of the window.
 fn conversations(b: &mut SqlBuilder, tenant: &TenantId, w: Window, cols: &PropertyColumns) {
@@ -32,8 +32,9 @@ fn conversations(b: &mut SqlBuilder, tenant: &TenantId, w: Window, cols: &Proper
     prop(b, "topic");
     b.push(" AS topic, ");
     prop(b, "resolved");
-    b.push(" AS resolved FROM events WHERE tenant_id = ").bind(SqlValue::Text(tenant.as_str().to_owned()));
-    b.push_bind(" AND ts >= ", SqlValue::TimestampMicros(w.start.timestamp_micros()));
+    b.push(" AS resolved");
+    b.from_tenant(Stored::Events, tenant, "t");
+    b.push_bind(" WHERE ts >= ", SqlValue::TimestampMicros(w.start.timestamp_micros()));
     b.push_bind(" AND ts < ", SqlValue::TimestampMicros(w.end.timestamp_micros()));
     b.push("), conv AS (SELECT conv, min(ts) AS started, max(ts) AS ended, arg_min(user_id, ts) AS user_id,");
     b.push(" arg_min(bot, ts) AS bot, arg_min(topic, ts) AS topic,");

@@ -15,10 +15,10 @@ pub enum Source {
 }
 
 impl Source {
-    pub const fn table(self) -> &'static str {
+    pub const fn stored(self) -> crate::sql::Stored {
         match self {
-            Source::Events => "events",
-            Source::MetricRecords => "metric_records",
+            Source::Events => crate::sql::Stored::Events,
+            Source::MetricRecords => crate::sql::Stored::MetricRecords,
         }
     }
 }

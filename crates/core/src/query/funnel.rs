@@ -17,7 +17,7 @@ use super::filter::{Filter, parse_filter};
 use super::time::{DateRange, Window, parse_range, parse_tz};
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 use chrono::Duration;
 use chrono_tz::Tz;
 use serde_json::{Value, json};
@@ -219,9 +219,8 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
     if f.mode == Mode::Strict {
         b.push(", row_number() OVER (PARTITION BY user_id ORDER BY ts, event_id) AS rn");
     }
-    b.push(" FROM events");
-    b.push_bind(" WHERE tenant_id = ", SqlValue::Text(tenant.as_str().to_owned()));
-    b.push_bind(" AND ts >= ", ts(range.start));
+    b.from_tenant(Stored::Events, tenant, "t");
+    b.push_bind(" WHERE ts >= ", ts(range.start));
     b.push_bind(" AND ts < ", ts(range.end + f.window));
     b.push(" AND user_id IS NOT NULL");
     if f.mode != Mode::Strict {

@@ -109,7 +109,7 @@ impl Measure {
         if let Some(f) = &field
             && f.source() != source
         {
-            return Err(format!("{f} is not a field of {}", source.table()));
+            return Err(format!("{f} is not a field of {}", source.stored().table()));
         }
         let field = if agg.needs_field() { field } else { None };
         Ok(Measure { source, agg, field, filter })

@@ -13,7 +13,7 @@
 
 use super::time::Window;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 use chrono::{DateTime, Duration, Utc};
 
 pub const WINDOW_MINUTES: i64 = 5;
@@ -35,9 +35,9 @@ pub fn windows(now: DateTime<Utc>) -> (Window, Window, Window) {
 pub fn realtime_sql(tenant: &TenantId, now: DateTime<Utc>) -> (String, Vec<SqlValue>) {
     let (cur, prev, base) = windows(now);
     let at = |t: DateTime<Utc>| SqlValue::TimestampMicros(t.timestamp_micros());
-    let mut b = SqlBuilder::new("WITH e AS (SELECT ts, user_id, event_name, properties FROM events WHERE tenant_id = ");
-    b.bind(SqlValue::Text(tenant.as_str().to_owned()));
-    b.push_bind(" AND ((ts >= ", at(base.start)).push_bind(" AND ts < ", at(cur.end)).push(")");
+    let mut b = SqlBuilder::new("WITH e AS (SELECT ts, user_id, event_name, properties");
+    b.from_tenant(Stored::Events, tenant, "t");
+    b.push_bind(" WHERE ((ts >= ", at(base.start)).push_bind(" AND ts < ", at(cur.end)).push(")");
     b.push_bind(" OR (ts >= ", at(prev.start)).push_bind(" AND ts < ", at(prev.end)).push(")))");
     for (name, w) in [("current", cur), ("previous", prev)] {
         b.push(if name == "current" { " SELECT " } else { " UNION ALL SELECT " });

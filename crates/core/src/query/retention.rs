@@ -16,7 +16,7 @@ use super::compile::{Compiled, Layout, local_bucket};
 use super::time::{DateRange, Granularity, Window, parse_range, parse_tz, utc_to_local};
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 use chrono::{Duration, Months, NaiveDateTime};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
@@ -151,10 +151,9 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
         _ => Duration::days(31),
     };
     let wide = Window { start: range.start - lead, end };
-    let t = SqlValue::Text(tenant.as_str().to_owned());
     let micros = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
-    let mut b = SqlBuilder::new("WITH firsts AS (SELECT user_id, min(ts) AS t0 FROM events WHERE tenant_id = ");
-    b.bind(t.clone()).push(" AND user_id IS NOT NULL");
+    let mut b = SqlBuilder::new("WITH firsts AS (SELECT user_id, min(ts) AS t0");
+    b.from_tenant(Stored::Events, tenant, "t").push(" WHERE user_id IS NOT NULL");
     if let Some(e) = &r.start_event {
         b.push_bind(" AND event_name = ", SqlValue::Text(e.clone()));
     }
@@ -164,9 +163,9 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     b.push_bind(" AS c FROM firsts WHERE t0 >= ", micros(range.start));
     b.push("), act AS (SELECT DISTINCT e.user_id, ");
     local_bucket(&mut b, r.granularity, r.tz, wide, "ts");
-    b.push(" AS p FROM events e WHERE e.tenant_id = ");
-    b.bind(t);
-    b.push_bind(" AND e.ts >= ", micros(range.start - lead)).push_bind(" AND e.ts < ", micros(end));
+    b.push(" AS p");
+    b.from_tenant(Stored::Events, tenant, "e");
+    b.push_bind(" WHERE e.ts >= ", micros(range.start - lead)).push_bind(" AND e.ts < ", micros(end));
     if let Some(e) = &r.return_event {
         b.push_bind(" AND e.event_name = ", SqlValue::Text(e.clone()));
     }

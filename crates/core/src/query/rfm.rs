@@ -16,7 +16,7 @@ use super::compile::{Compiled, Layout};
 use super::field::{Field, PropertyColumns, PropertyPath};
 use super::metric::PURCHASE_EVENTS;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 use chrono::{DateTime, Utc};
 
 /// A segment: key, name, description, the R scores and the F scores it covers.
@@ -79,8 +79,9 @@ pub fn compile_rfm(
     read(&mut b, &customer);
     b.push(", user_id) AS customer_id, ts, TRY_CAST(");
     read(&mut b, &amount);
-    b.push(" AS DOUBLE) AS amount FROM events WHERE tenant_id = ").bind(SqlValue::Text(tenant.as_str().to_owned()));
-    b.push(" AND event_name IN (");
+    b.push(" AS DOUBLE) AS amount");
+    b.from_tenant(Stored::Events, tenant, "t");
+    b.push(" WHERE event_name IN (");
     for (i, e) in PURCHASE_EVENTS.iter().enumerate() {
         if i > 0 {
             b.push(", ");

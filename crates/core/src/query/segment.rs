@@ -17,7 +17,7 @@ use super::time::{Bound, Unit, parse_bound};
 use super::user::SESSION_GAP_SECS;
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 use chrono::{DateTime, Duration, Months, Utc};
 use serde_json::Value;
 
@@ -157,9 +157,9 @@ fn users(b: &mut SqlBuilder, tenant: &TenantId, now: DateTime<Utc>) {
     b.push(" (lag(ts) OVER (PARTITION BY user_id, session_id IS NULL ORDER BY ts) IS NULL OR");
     b.push(" epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id, session_id IS NULL ORDER BY ts)) > ");
     b.bind(SqlValue::Int(SESSION_GAP_SECS));
-    b.push(") THEN 1 ELSE 0 END AS new_session FROM events WHERE tenant_id = ")
-        .bind(SqlValue::Text(tenant.as_str().to_owned()));
-    b.push_bind(" AND user_id IS NOT NULL AND ts <= ", at(now));
+    b.push(") THEN 1 ELSE 0 END AS new_session");
+    b.from_tenant(Stored::Events, tenant, "t");
+    b.push_bind(" WHERE user_id IS NOT NULL AND ts <= ", at(now));
     b.push("), u AS (SELECT user_id, count(*) AS total_events, count(DISTINCT session_id) + sum(new_session) AS total_sessions,");
     b.push(" count(*) FILTER (WHERE event_name IN (");
     for (i, e) in PURCHASE_EVENTS.iter().enumerate() {
@@ -219,15 +219,6 @@ fn where_sql(b: &mut SqlBuilder, conds: &[Condition]) {
     }
 }
 
-/// One row: the number of members.
-pub fn count_sql(tenant: &TenantId, conds: &[Condition], now: DateTime<Utc>) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("");
-    users(&mut b, tenant, now);
-    b.push(" SELECT count(*) FROM s");
-    where_sql(&mut b, conds);
-    b.into_parts()
-}
-
 /// One row: the number of members and their average `total_spent`.
 pub fn summary_sql(tenant: &TenantId, conds: &[Condition], now: DateTime<Utc>) -> (String, Vec<SqlValue>) {
     let mut b = SqlBuilder::new("");
@@ -278,7 +269,7 @@ mod tests {
         let errs = parse_conditions(&json!([{"field": "email", "operator": "~", "value": 1}, {"field": "total_events", "operator": ">", "value": "x"}]), now)
             .unwrap_err();
         assert_eq!(errs.len(), 3);
-        let (sql, params) = count_sql(&TenantId::parse("t").unwrap(), &c, now);
+        let (sql, params) = summary_sql(&TenantId::parse("t").unwrap(), &c, now);
         assert_eq!(sql.matches('?').count(), params.len());
     }
 }

@@ -17,14 +17,14 @@
 use super::compile::local_bucket;
 use super::time::{Granularity, Window};
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{SqlBuilder, SqlValue, Stored};
 
 /// Gap after which an event without a session id opens a new session.
 pub const SESSION_GAP_SECS: i64 = 30 * 60;
 
 fn scan(b: &mut SqlBuilder, tenant: &TenantId, user: &str, w: Window) {
-    b.push("SELECT * FROM events WHERE tenant_id = ").bind(SqlValue::Text(tenant.as_str().to_owned()));
-    b.push_bind(" AND user_id = ", SqlValue::Text(user.to_owned()));
+    b.push("SELECT *").from_tenant(Stored::Events, tenant, "t");
+    b.push_bind(" WHERE user_id = ", SqlValue::Text(user.to_owned()));
     b.push_bind(" AND ts >= ", SqlValue::TimestampMicros(w.start.timestamp_micros()));
     b.push_bind(" AND ts < ", SqlValue::TimestampMicros(w.end.timestamp_micros()));
 }
@@ -71,11 +71,10 @@ pub fn engagement_sql(
     now: chrono::DateTime<chrono::Utc>,
     tz: chrono_tz::Tz,
 ) -> (String, Vec<SqlValue>) {
-    let t = SqlValue::Text(tenant.as_str().to_owned());
     let u = SqlValue::Text(user.to_owned());
     let at = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
-    let mut b = SqlBuilder::new("WITH e AS (SELECT ts FROM events WHERE tenant_id = ");
-    b.bind(t).push_bind(" AND user_id = ", u).push(")");
+    let mut b = SqlBuilder::new("WITH e AS (SELECT ts");
+    b.from_tenant(Stored::Events, tenant, "t").push_bind(" WHERE user_id = ", u).push(")");
     b.push_bind(" SELECT coalesce(bool_or(ts >= ", at(today.start))
         .push_bind(" AND ts < ", at(today.end))
         .push("), false),");

@@ -7,14 +7,13 @@ use crate::app::AppState;
 use crate::error::{Error as ApiError, Result as ApiResult};
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
-use sightline_core::query::answer::Row;
-use sightline_core::query::compile::{Compiled, Dialect, compile_with};
+use sightline_core::query::compile::Compiled;
 use sightline_core::query::custom::parse_custom_metric;
-use sightline_core::query::insight::{MAX_LIMIT, Query};
+use sightline_core::query::insight::Query;
 use sightline_core::query::metric::{Catalog, Definition};
 use sightline_core::query::time::Window;
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a tenant's names resolve against besides the built-ins.
 #[derive(Default)]
@@ -84,17 +83,10 @@ pub fn problem(errors: Vec<FieldError>) -> ApiError {
     e
 }
 
-/// A query's rows and what it took.
-pub struct Outcome {
-    pub compiled: Compiled,
-    pub rows: Vec<Row>,
-    /// More rows matched than the answer holds.
-    pub truncated: bool,
-    pub elapsed: Duration,
-}
+pub use crate::engine::Outcome;
 
-/// Compiles and runs `q`, under the configured time limit (or a shorter one the caller
-/// asks for) and the row cap.
+/// Runs `q` through the engine, under the configured time limit (or a shorter one the
+/// caller asks for) and the row cap.
 pub async fn execute(
     state: &AppState,
     tenant: &TenantId,
@@ -103,25 +95,13 @@ pub async fn execute(
     previous: Option<Window>,
     timeout: Option<Duration>,
 ) -> ApiResult<Outcome> {
-    let compiled = compile_with(q, tenant, window, previous, MAX_LIMIT, Dialect::DuckDb, &state.property_columns)
-        .map_err(|m| ApiError::new(Code::Validation, m))?;
-    run_compiled(state, compiled, timeout).await
+    state.engine.insight(tenant, q, window, previous, time_limit(state, timeout)).await
 }
 
 /// The configured time limit of a query, or a shorter one the caller asks for.
 pub fn time_limit(state: &AppState, asked: Option<Duration>) -> Duration {
     let limit = Duration::from_millis(state.config.query_timeout_ms);
     asked.map_or(limit, |t| t.min(limit))
-}
-
-/// Runs a statement another compiler made (funnels, retention) under the same limits.
-pub async fn run_compiled(state: &AppState, compiled: Compiled, timeout: Option<Duration>) -> ApiResult<Outcome> {
-    let limit = time_limit(state, timeout);
-    let started = Instant::now();
-    let mut rows = state.queries.run(&compiled, limit).await?;
-    let truncated = rows.len() > compiled.max_rows;
-    rows.truncate(compiled.max_rows);
-    Ok(Outcome { compiled, rows, truncated, elapsed: started.elapsed() })
 }
 
 /// The compiled SQL and its values, for `explain`.

@@ -12,8 +12,8 @@ use axum::extract::State;
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sightline_core::query::funnel::{Funnel, compile_funnel, parse_funnel, shape_funnel};
-use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
+use sightline_core::query::funnel::{Funnel, parse_funnel, shape_funnel};
+use sightline_core::query::retention::{parse_retention, shape_retention};
 
 /// A funnel (seed 004).
 #[derive(utoipa::ToSchema)]
@@ -106,14 +106,13 @@ pub async fn funnel(
     // The whole funnel is its own statement: a breakdown's values may be cut by `limit`,
     // and medians do not add up.
     let whole = Funnel { breakdown: None, ..f.clone() };
-    let whole = compile_funnel(&whole, &caller.tenant, range, &state.property_columns);
+    let (tenant, limit) = (&caller.tenant, analytics::time_limit(&state, None));
     let (whole, groups) = match f.breakdown {
-        None => (analytics::run_compiled(&state, whole, None).await?, None),
+        None => (state.engine.funnel(tenant, &whole, range, limit).await?, None),
         Some(_) => {
-            let split = compile_funnel(&f, &caller.tenant, range, &state.property_columns);
             let (w, g) = tokio::try_join!(
-                analytics::run_compiled(&state, whole, None),
-                analytics::run_compiled(&state, split, None)
+                state.engine.funnel(tenant, &whole, range, limit),
+                state.engine.funnel(tenant, &f, range, limit)
             )?;
             (w, Some(g))
         }
@@ -137,8 +136,7 @@ pub async fn cohorts(
     let r = parse_retention(&body).map_err(problem)?;
     let now = Utc::now();
     let (range, _) = r.range.resolve(r.tz, now).map_err(|m| ApiError::field("date_range", m))?;
-    let compiled = compile_retention(&r, &caller.tenant, range);
-    let out = analytics::run_compiled(&state, compiled, None).await?;
+    let out = state.engine.retention(&caller.tenant, &r, range, analytics::time_limit(&state, None)).await?;
     let answer = shape_retention(&r, &out.rows, now);
     let metadata = AnalysisMetadata { query_time_ms: out.elapsed.as_millis() as u64, truncated: None };
     Ok(Json(AnalysisAnswer { answer: object_of(answer), metadata }))

@@ -5,13 +5,12 @@ use super::error::{ApiError, ApiResult};
 use super::extract::ApiQuery;
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
+use crate::engine::{ConversationBucket, ConversationQuery};
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sightline_core::code::FieldError;
-use sightline_core::query::conversations::{summary_sql, timeline_sql, topics_sql};
 use sightline_core::query::time::{DateRange, Granularity, Named, parse_bound, parse_tz};
 
 /// Which conversations, over which period, bucketed how.
@@ -41,27 +40,11 @@ pub struct ConversationSummary {
     resolution_rate: f64,
 }
 
-/// One bucket of the timeline.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ConversationBucket {
-    /// The bucket's start.
-    #[schema(value_type = String)]
-    date: Value,
-    #[schema(value_type = u64)]
-    conversations: Value,
-    #[schema(value_type = u64)]
-    messages: Value,
-    #[schema(value_type = u64)]
-    unique_users: Value,
-}
-
 /// A topic and its share of the conversations that have one.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopicShare {
-    #[schema(value_type = String)]
-    topic: Value,
-    #[schema(value_type = u64)]
-    count: Value,
+    topic: String,
+    count: u64,
     percentage: f64,
 }
 
@@ -73,10 +56,6 @@ pub struct ConversationAnalytics {
     /// The 50 most frequent topics.
     topics: Vec<TopicShare>,
     period: super::query::Span,
-}
-
-fn num(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(0.0)
 }
 
 pub async fn analytics(
@@ -142,58 +121,36 @@ pub async fn analytics(
     } else {
         w
     };
-    let bot = p.bot_id.as_deref().filter(|b| !b.is_empty());
+    let bot = p.bot_id.filter(|b| !b.is_empty());
     let limit = crate::analytics::time_limit(&state, None);
-    let cols = &state.property_columns;
-    let tenant = &caller.tenant;
-    let (s_sql, s_params) = summary_sql(tenant, w, bot, cols);
-    let (t_sql, t_params) = timeline_sql(tenant, w, bot, g, tz, cols);
-    let (p_sql, p_params) = topics_sql(tenant, w, bot, cols);
-    let (summary, timeline, topics) = tokio::try_join!(
-        state.queries.run_sql(&s_sql, s_params, limit, 1),
-        state.queries.run_sql(&t_sql, t_params, limit, 10_000),
-        state.queries.run_sql(&p_sql, p_params, limit, 50),
-    )?;
-    if timeline.truncated {
+    let q = ConversationQuery { window: w, bot, granularity: g, tz };
+    let f = state.engine.conversations(&caller.tenant, &q, limit).await?;
+    if f.timeline_truncated {
         return Err(ApiError::field(
             "group_by",
             "the timeline has more than 10,000 buckets with conversations; use a coarser group_by or a shorter period",
         ));
     }
-    let s = summary.rows.first().cloned().unwrap_or_default();
-    let total = s.first().map(num).unwrap_or(0.0);
-    let ratio = |n: f64| if total > 0.0 { (n / total * 10000.0).round() / 10000.0 } else { 0.0 };
-    // The share of conversations with a topic, counting the topics beyond the 50 listed.
-    let topic_total: f64 = topics.rows.first().map(|r| num(&r[2])).unwrap_or(0.0);
+    let total = f.total as f64;
+    let ratio = |n: u64| if total > 0.0 { (n as f64 / total * 10000.0).round() / 10000.0 } else { 0.0 };
     let summary = ConversationSummary {
-        total_conversations: total as u64,
-        completed_conversations: s.get(1).map(num).unwrap_or(0.0) as u64,
-        average_duration_seconds: s.get(3).and_then(Value::as_f64).map(|x| x.round()).unwrap_or(0.0),
-        average_messages_per_conversation: s
-            .get(4)
-            .and_then(Value::as_f64)
-            .map(|x| (x * 100.0).round() / 100.0)
-            .unwrap_or(0.0),
-        resolution_rate: ratio(s.get(2).map(num).unwrap_or(0.0)),
+        total_conversations: f.total,
+        completed_conversations: f.completed,
+        average_duration_seconds: f.average_duration_secs.map_or(0.0, f64::round),
+        average_messages_per_conversation: f.average_messages.map_or(0.0, |x| (x * 100.0).round() / 100.0),
+        resolution_rate: ratio(f.resolved),
     };
-    let timeline = timeline
-        .rows
+    // The share of conversations with a topic, counting the topics beyond the 50 listed.
+    let with_topic = f.conversations_with_topic as f64;
+    let topics = f
+        .topics
         .into_iter()
-        .map(|r| {
-            let mut it = r.into_iter();
-            let mut next = || it.next().unwrap_or(Value::Null);
-            ConversationBucket { date: next(), conversations: next(), messages: next(), unique_users: next() }
+        .map(|(topic, count)| {
+            let percentage = if with_topic > 0.0 { (count as f64 * 100.0 / with_topic).round() } else { 0.0 };
+            TopicShare { topic, count, percentage }
         })
         .collect();
-    let topics = topics
-        .rows
-        .into_iter()
-        .map(|r| {
-            let percentage = if topic_total > 0.0 { (num(&r[1]) * 100.0 / topic_total).round() } else { 0.0 };
-            let mut it = r.into_iter();
-            TopicShare { topic: it.next().unwrap_or(Value::Null), count: it.next().unwrap_or(Value::Null), percentage }
-        })
-        .collect();
+    let timeline = f.timeline;
     let period = super::query::Span {
         start: w.start.to_rfc3339_opts(SecondsFormat::Secs, true),
         end: w.end.to_rfc3339_opts(SecondsFormat::Secs, true),

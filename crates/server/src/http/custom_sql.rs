@@ -6,11 +6,10 @@
 use super::error::{ApiError, ApiResult};
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::store::StoreError;
+use crate::engine::SqlQuery;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sightline_core::code::FieldError;
-use sightline_core::custom_sql::sandbox;
 use sightline_core::sql::SqlValue;
 use std::time::{Duration, Instant};
 
@@ -89,26 +88,9 @@ pub async fn run(caller: &Principal, state: &AppState, body: &Value) -> ApiResul
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let checked = sandbox(sql, &caller.tenant, params.len()).map_err(|r| {
-        let message = format!("{} (rule: {})", r.detail, r.rule);
-        ApiError::validation(format!("the query was refused: {message}"), vec![FieldError::new("query", message)])
-    })?;
-    // Wrapped, so that the engine stops after the cap (the row past it says "truncated").
-    let capped = format!("SELECT * FROM ({}) AS custom_query LIMIT {}", checked.sql, MAX_ROWS + 1);
     let started = Instant::now();
-    let answer = match state.queries.run_sql(&capped, params, Duration::from_secs_f64(timeout), MAX_ROWS).await {
-        Ok(a) => a,
-        // The engine refused the client's own query (an unknown column, a bad cast): say why.
-        Err(StoreError::Backend(e)) => {
-            let text = format!("{e:#}");
-            let text = text.split(": Error code").next().unwrap_or(&text).trim().replace("__sl_", "");
-            return Err(ApiError::validation(
-                format!("the query failed: {text}"),
-                vec![FieldError::new("query", text.clone())],
-            ));
-        }
-        Err(other) => return Err(other.into()),
-    };
+    let q = SqlQuery { text: sql, params, max_rows: MAX_ROWS };
+    let answer = state.engine.custom_sql(&caller.tenant, q, Duration::from_secs_f64(timeout)).await?;
     let elapsed = started.elapsed();
     let truncated = answer.truncated;
     let results: Vec<Map<String, Value>> = answer

@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sightline_core::model::TenantId;
-use sightline_core::query::rfm::{SEGMENTS, Scored, compile_rfm, scored, segment_of};
-use sightline_core::query::segment::{parse_conditions, summary_sql};
+use sightline_core::query::rfm::{SEGMENTS, Scored, segment_of};
+use sightline_core::query::segment::parse_conditions;
 use sightline_core::query::time::{parse_range, parse_tz};
 
 /// A customer with no purchase for this long counts as churned.
@@ -37,9 +37,7 @@ async fn score_all(
             (Some(w.start), w.end.min(now))
         }
     };
-    let compiled = compile_rfm(tenant, since, until, &state.property_columns);
-    let out = analytics::run_compiled(state, compiled, None).await?;
-    Ok(scored(&out.rows))
+    state.engine.rfm(tenant, since, until, analytics::time_limit(state, None)).await
 }
 
 fn round2(x: f64) -> f64 {
@@ -318,15 +316,14 @@ pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) ->
         let now = Utc::now();
         let conditions = seg.body.get("conditions").cloned().unwrap_or(Value::Null);
         let Ok(conds) = parse_conditions(&conditions, now) else { continue };
-        let (sql, params) = summary_sql(&caller.tenant, &conds, now);
-        let row = state.queries.run_sql(&sql, params, limit, 1).await?.rows.into_iter().next().unwrap_or_default();
+        let summary = state.engine.segment_summary(&caller.tenant, &conds, now, limit).await?;
         list.push(CustomerSegment {
             id: seg.id,
             name: seg.name,
             description: None,
             criteria: Criteria::Own { conditions },
-            customer_count: row.first().and_then(Value::as_u64).unwrap_or(0),
-            avg_revenue: row.get(1).and_then(Value::as_f64).map(round2).unwrap_or(0.0),
+            customer_count: summary.members,
+            avg_revenue: round2(summary.average_spent),
             custom: Some(true),
         });
     }

@@ -12,7 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sightline_core::query::answer::number;
-use sightline_core::query::realtime::{WINDOW_MINUTES, change, realtime_sql, traffic_alert};
+use sightline_core::query::realtime::{WINDOW_MINUTES, change, traffic_alert};
 
 /// Figures over the last window.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -87,30 +87,25 @@ pub struct Realtime {
 
 pub async fn realtime(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Realtime>> {
     let now = Utc::now();
-    let (sql, params) = realtime_sql(&caller.tenant, now);
     let limit = crate::analytics::time_limit(&state, None);
-    let answer = state.queries.run_sql(&sql, params, limit, 3).await?;
-    let row = |name: &str| answer.rows.iter().find(|r| r.first().and_then(Value::as_str) == Some(name)).cloned();
-    let (cur, prev, base) = (row("current").unwrap_or_default(), row("previous").unwrap_or_default(), row("baseline"));
-    let at = |r: &Vec<Value>, i: usize| r.get(i).and_then(Value::as_f64);
-    let per_minute = at(&cur, 3).map(|m| (m / WINDOW_MINUTES as f64 * 100.0).round() / 100.0);
+    let figures = state.engine.realtime(&caller.tenant, now, limit).await?;
+    let (cur, prev) = (figures.current, figures.previous);
+    let per_minute = (cur.messages / WINDOW_MINUTES as f64 * 100.0).round() / 100.0;
     let mut alerts = super::alerts::firing(&state, &caller.tenant, now).await?;
-    if let Some((kind, message)) =
-        traffic_alert(at(&cur, 6).unwrap_or(0.0), base.as_ref().and_then(|b| at(b, 6)).unwrap_or(0.0))
-    {
+    if let Some((kind, message)) = traffic_alert(cur.events, figures.baseline_events) {
         alerts.push(RealtimeAlert::new(kind, message.to_string()));
     }
     Ok(Json(Realtime {
         current: Current {
-            active_users: number(at(&cur, 1).or(Some(0.0))),
-            active_conversations: number(at(&cur, 2).or(Some(0.0))),
-            messages_per_minute: number(per_minute.or(Some(0.0))),
-            average_response_time_ms: at(&cur, 4).map(|x| number(Some(x.round()))).unwrap_or(Value::Null),
+            active_users: number(Some(cur.users)),
+            active_conversations: number(Some(cur.conversations)),
+            messages_per_minute: number(Some(per_minute)),
+            average_response_time_ms: cur.response_ms.map(|x| number(Some(x.round()))).unwrap_or(Value::Null),
         },
         trends: Trends {
-            users_change: json!(change(at(&cur, 1), at(&prev, 1))),
-            conversations_change: json!(change(at(&cur, 2), at(&prev, 2))),
-            satisfaction_change: json!(change(at(&cur, 5), at(&prev, 5))),
+            users_change: json!(change(Some(cur.users), Some(prev.users))),
+            conversations_change: json!(change(Some(cur.conversations), Some(prev.conversations))),
+            satisfaction_change: json!(change(cur.satisfaction, prev.satisfaction)),
         },
         alerts,
         window_minutes: WINDOW_MINUTES,

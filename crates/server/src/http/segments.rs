@@ -7,15 +7,16 @@ use super::extract::{ApiPath, ApiQuery};
 use super::resource::{self, Resource};
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
+use crate::engine::{MemberPage, SegmentMember};
 use crate::store::StoredResource;
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::model::TenantId;
-use sightline_core::query::segment::{count_sql, members_sql, parse_conditions};
+use sightline_core::query::segment::parse_conditions;
 
 pub const MAX_SEGMENTS: usize = 200;
 
@@ -124,10 +125,10 @@ fn parse_body(body: &Value) -> ApiResult<(String, Value)> {
 }
 
 async fn member_count(state: &AppState, tenant: &TenantId, conditions: &Value) -> ApiResult<u64> {
-    let conds = parse_conditions(conditions, Utc::now()).map_err(ApiError::invalid)?;
-    let (sql, params) = count_sql(tenant, &conds, Utc::now());
-    let out = state.queries.run_sql(&sql, params, crate::analytics::time_limit(state, None), 1).await?;
-    Ok(out.rows.first().and_then(|r| r.first()).and_then(Value::as_u64).unwrap_or(0))
+    let now = Utc::now();
+    let conds = parse_conditions(conditions, now).map_err(ApiError::invalid)?;
+    let limit = crate::analytics::time_limit(state, None);
+    Ok(state.engine.segment_summary(tenant, &conds, now, limit).await?.members)
 }
 
 /// A page of a segment's members.
@@ -145,7 +146,7 @@ pub struct MemberParams {
 pub struct Members {
     segment_id: String,
     segment_name: String,
-    data: Vec<Map<String, Value>>,
+    data: Vec<SegmentMember>,
 }
 
 /// `GET /segments/{id}/members`: most recently active first, with their fields.
@@ -162,9 +163,8 @@ pub async fn members(
     let s = resource::one::<Segments>(&state, &caller.tenant, &id).await?;
     let now = Utc::now();
     let conds = parse_conditions(&s.body["conditions"], now).map_err(ApiError::invalid)?;
-    let (sql, params) = members_sql(&caller.tenant, &conds, now, limit, p.skip.unwrap_or(0));
-    let out = state.queries.run_sql(&sql, params, crate::analytics::time_limit(&state, None), limit).await?;
-    let data =
-        out.rows.into_iter().map(|r| out.columns.iter().cloned().zip(r).collect::<Map<String, Value>>()).collect();
+    let page = MemberPage { limit, offset: p.skip.unwrap_or(0) };
+    let time_limit = crate::analytics::time_limit(&state, None);
+    let data = state.engine.segment_members(&caller.tenant, &conds, now, page, time_limit).await?;
     Ok(Json(Members { segment_id: s.id, segment_name: s.name, data }))
 }

@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
+use crate::engine::UserQuery;
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::query::time::{Bound, DateRange, Named, Unit, parse_bound, parse_tz};
-use sightline_core::query::user::{activity_sql, churn_risk, engagement_sql, topics_sql};
+use sightline_core::query::user::churn_risk;
 
 const METRICS: [&str; 6] = [
     "total_sessions",
@@ -105,44 +106,25 @@ pub async fn analytics(
     // The last 30 local days with today whole: an event stamped later today counts.
     let days30 = sightline_core::query::time::Window { start: days30.start, end: today.end };
     let limit = crate::analytics::time_limit(&state, None);
-    let tenant = &caller.tenant;
-    let (a_sql, a_params) = activity_sql(tenant, &user, w);
-    let (t_sql, t_params) = topics_sql(tenant, &user, w);
-    let (e_sql, e_params) = engagement_sql(tenant, &user, days30, today, now, tz);
-    let (activity, topics, engagement) = tokio::try_join!(
-        state.queries.run_sql(&a_sql, a_params, limit, 1),
-        state.queries.run_sql(&t_sql, t_params, limit, 20),
-        state.queries.run_sql(&e_sql, e_params, limit, 1),
-    )?;
-    let eng = engagement.rows.first().cloned().unwrap_or_default();
-    if eng.get(4) != Some(&json!(true)) {
+    let q = UserQuery { user_id: user.clone(), window: w, days30, today, now, tz };
+    let Some(f) = state.engine.user(&caller.tenant, &q, limit).await? else {
         return Err(ApiError::not_found(format!("no events of user '{user}'")));
-    }
-    let a = activity.rows.first().cloned().unwrap_or_default();
-    let get = |i: usize| a.get(i).cloned().unwrap_or(Value::Null);
+    };
     let mut all = Map::new();
-    all.insert("total_sessions".into(), get(0));
-    all.insert("average_session_duration".into(), get(1).as_f64().map(|x| json!(x.round() as i64)).unwrap_or(json!(0)));
-    all.insert("total_messages".into(), get(2));
-    all.insert("last_active".into(), get(3));
-    all.insert(
-        "satisfaction_score".into(),
-        get(4).as_f64().map(|x| json!((x * 100.0).round() / 100.0)).unwrap_or(Value::Null),
-    );
-    all.insert(
-        "topics_discussed".into(),
-        Value::Array(topics.rows.into_iter().filter_map(|r| r.into_iter().next()).collect()),
-    );
+    all.insert("total_sessions".into(), json!(f.sessions));
+    all.insert("average_session_duration".into(), json!(f.average_session_secs.map_or(0, |x| x.round() as i64)));
+    all.insert("total_messages".into(), json!(f.messages));
+    all.insert("last_active".into(), json!(f.last_active.as_ref().map(crate::engine::rfc3339)));
+    all.insert("satisfaction_score".into(), json!(f.satisfaction.map(|x| (x * 100.0).round() / 100.0)));
+    all.insert("topics_discussed".into(), json!(f.topics));
     let metrics: Map<String, Value> = all.into_iter().filter(|(k, _)| wanted.contains(k)).collect();
-    let active_days = eng.get(1).and_then(Value::as_u64).unwrap_or(0) as u32;
-    let flag = |i: usize| eng.get(i) == Some(&json!(true));
     Ok(Json(UserAnalytics {
         user_id: user,
         metrics,
         engagement: Engagement {
-            daily_active: flag(0),
-            retention_30d: (active_days as f64 / 30.0 * 10000.0).round() / 10000.0,
-            churn_risk: churn_risk(active_days, flag(2), flag(3)),
+            daily_active: f.active_today,
+            retention_30d: (f.active_days_30 as f64 / 30.0 * 10000.0).round() / 10000.0,
+            churn_risk: churn_risk(f.active_days_30, f.active_7d, f.active_14d),
         },
         date_range: super::query::Span {
             start: w.start.to_rfc3339_opts(SecondsFormat::Secs, true),

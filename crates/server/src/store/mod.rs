@@ -3,7 +3,9 @@
 //! Two stores, as DESIGN.md shapes them:
 //! - the *analytics store* (events, metric records): DuckDB embedded, ClickHouse in
 //!   cluster mode. Written only by the ingest writer through [`EventSink`], read through
-//!   [`EventReader`], [`MetricReader`] and, for compiled analyses, [`QueryRunner`].
+//!   [`EventReader`] and [`MetricReader`]; every analysis goes through the engine
+//!   ([`crate::engine::Engine`], here [`duckdb::DuckEngine`]), which runs its statements
+//!   with the low-level [`QueryRunner`] that benches and compiler tests also use.
 //! - the *meta store* (tenants, users, API keys, and later dashboards, reports...):
 //!   SQLite embedded, PostgreSQL in cluster mode, through [`MetaStore`].
 //!

@@ -1,12 +1,14 @@
 //! The analytics store on embedded DuckDB: one database, one writer connection owned by
 //! the ingest thread, and a small pool of reader connections cloned from it.
 
+mod engine;
 mod migrations;
 mod reader;
 mod records;
 mod runner;
 mod sink;
 
+pub use engine::DuckEngine;
 pub use reader::DuckReader;
 pub use sink::DuckSink;
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params_from_iter};
 use sightline_core::model::TenantId;
-use sightline_core::sql::{SqlBuilder, SqlValue};
+use sightline_core::sql::{SqlBuilder, SqlValue, Stored};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -82,8 +82,15 @@ pub(super) fn to_duck(v: &SqlValue) -> Value {
     }
 }
 
+/// `SELECT <columns> FROM <the tenant's events> WHERE TRUE`, for filters to follow.
+fn select_events(columns: &'static str, tenant: &TenantId) -> SqlBuilder {
+    let mut b = SqlBuilder::new(columns);
+    b.from_tenant(Stored::Events, tenant, "e").push(" WHERE TRUE");
+    b
+}
+
 const EVENT_COLUMNS: &str = "SELECT event_id, event_name, user_id, session_id, epoch_us(ts), epoch_us(received_at), \
-     properties::VARCHAR, context::VARCHAR FROM events WHERE tenant_id = ";
+     properties::VARCHAR, context::VARCHAR";
 
 fn push_filter(b: &mut SqlBuilder, f: &EventFilter) {
     if let Some(n) = &f.name {
@@ -144,8 +151,7 @@ pub(super) fn from_micros(us: i64) -> anyhow::Result<DateTime<Utc>> {
 #[async_trait]
 impl EventReader for DuckReader {
     async fn list_events(&self, tenant: &TenantId, filter: &EventFilter, page: Page) -> StoreResult<Vec<StoredEvent>> {
-        let mut b = SqlBuilder::new(EVENT_COLUMNS);
-        b.bind(SqlValue::Text(tenant.to_string()));
+        let mut b = select_events(EVENT_COLUMNS, tenant);
         push_filter(&mut b, filter);
         b.push(" ORDER BY ts DESC, event_id DESC LIMIT ")
             .bind(SqlValue::Int(page.limit.min(i64::MAX as u64) as i64))
@@ -155,8 +161,7 @@ impl EventReader for DuckReader {
     }
 
     async fn count_events(&self, tenant: &TenantId, filter: &EventFilter) -> StoreResult<u64> {
-        let mut b = SqlBuilder::new("SELECT count(*) FROM events WHERE tenant_id = ");
-        b.bind(SqlValue::Text(tenant.to_string()));
+        let mut b = select_events("SELECT count(*)", tenant);
         push_filter(&mut b, filter);
         self.with_conn(move |c| {
             let n: i64 =
@@ -167,9 +172,8 @@ impl EventReader for DuckReader {
     }
 
     async fn get_event(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
-        let mut b = SqlBuilder::new(EVENT_COLUMNS);
-        b.bind(SqlValue::Text(tenant.to_string()))
-            .push_bind(" AND id_key = ", SqlValue::U128(EventRow::id_key(tenant, event_id)))
+        let mut b = select_events(EVENT_COLUMNS, tenant);
+        b.push_bind(" AND id_key = ", SqlValue::U128(EventRow::id_key(tenant, event_id)))
             .push_bind(" AND event_id = ", SqlValue::Text(event_id.to_owned()))
             .push(" LIMIT 1");
         Ok(self.with_conn(move |c| query_events(c, &b)).await?.into_iter().next())

@@ -8,10 +8,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use duckdb::{Connection, params_from_iter};
 use sightline_core::model::TenantId;
-use sightline_core::sql::{SqlBuilder, SqlValue};
+use sightline_core::sql::{SqlBuilder, SqlValue, Stored};
 
 pub(super) const COLUMNS: &str = "SELECT id, service_name, metric_type, metric_name, value, epoch_us(ts), \
-     dimensions::VARCHAR, meta::VARCHAR, epoch_us(created_at), epoch_us(updated_at) FROM metric_records WHERE tenant_id = ";
+     dimensions::VARCHAR, meta::VARCHAR, epoch_us(created_at), epoch_us(updated_at)";
+
+/// `SELECT <columns> FROM <the tenant's records> WHERE TRUE`, for filters to follow.
+fn select_records(columns: &'static str, tenant: &TenantId) -> SqlBuilder {
+    let mut b = SqlBuilder::new(columns);
+    b.from_tenant(Stored::MetricRecords, tenant, "m").push(" WHERE TRUE");
+    b
+}
 
 pub(super) fn query_records(conn: &Connection, b: &SqlBuilder) -> anyhow::Result<Vec<MetricRecord>> {
     let mut stmt = conn.prepare_cached(b.sql())?;
@@ -50,8 +57,8 @@ pub(super) fn query_records(conn: &Connection, b: &SqlBuilder) -> anyhow::Result
 
 /// One record by id, on any connection (the sink reads back what it changed).
 pub(super) fn get_record(conn: &Connection, tenant: &TenantId, id: &str) -> anyhow::Result<Option<MetricRecord>> {
-    let mut b = SqlBuilder::new(COLUMNS);
-    b.bind(SqlValue::Text(tenant.to_string())).push_bind(" AND id = ", SqlValue::Text(id.to_owned()));
+    let mut b = select_records(COLUMNS, tenant);
+    b.push_bind(" AND id = ", SqlValue::Text(id.to_owned()));
     Ok(query_records(conn, &b)?.into_iter().next())
 }
 
@@ -86,8 +93,7 @@ impl MetricReader for DuckReader {
         filter: &MetricFilter,
         page: Page,
     ) -> StoreResult<Vec<MetricRecord>> {
-        let mut b = SqlBuilder::new(COLUMNS);
-        b.bind(SqlValue::Text(tenant.to_string()));
+        let mut b = select_records(COLUMNS, tenant);
         push_filter(&mut b, filter);
         b.push(" ORDER BY ts, id LIMIT ")
             .bind(SqlValue::Int(page.limit.min(i64::MAX as u64) as i64))
@@ -112,9 +118,7 @@ impl MetricReader for DuckReader {
         tenant: &TenantId,
         filter: &MetricFilter,
     ) -> StoreResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
-        let mut b =
-            SqlBuilder::new("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM metric_records WHERE tenant_id = ");
-        b.bind(SqlValue::Text(tenant.to_string()));
+        let mut b = select_records("SELECT epoch_us(min(ts)), epoch_us(max(ts))", tenant);
         push_filter(&mut b, filter);
         self.with_conn(move |c| {
             let (lo, hi): (Option<i64>, Option<i64>) = c

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 impl DuckReader {
     /// Runs `work` on a pooled connection under `limit`, interrupting it past the limit.
-    async fn interruptible<T: Send + 'static>(
+    pub(super) async fn interruptible<T: Send + 'static>(
         &self,
         limit: Duration,
         work: impl FnOnce(&duckdb::Connection) -> anyhow::Result<T> + Send + 'static,
@@ -71,7 +71,7 @@ impl QueryRunner for DuckReader {
 }
 
 /// Any statement's rows as JSON values, with the column names.
-fn read_any(
+pub(super) fn read_any(
     conn: &duckdb::Connection,
     sql: &str,
     params: &[sightline_core::sql::SqlValue],
@@ -170,7 +170,7 @@ fn json_of(v: duckdb::types::Value) -> serde_json::Value {
     }
 }
 
-fn read_rows(conn: &duckdb::Connection, q: &Compiled) -> anyhow::Result<Vec<Row>> {
+pub(super) fn read_rows(conn: &duckdb::Connection, q: &Compiled) -> anyhow::Result<Vec<Row>> {
     let l = q.layout;
     // The same query shape is the same text (values are bound), so dashboards reuse plans.
     let mut stmt = conn.prepare_cached(&q.sql)?;
