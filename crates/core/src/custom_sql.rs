@@ -1332,16 +1332,7 @@ const DEFINITIONS: &[Definition] = &[
         body: "AS NOT MATERIALIZED (SELECT event_id, event_name, user_id, session_id, ts AS \"timestamp\", \
                properties, context FROM main.events WHERE tenant_id = '{tenant}')",
     },
-    Definition {
-        name: "__sl_sessionized",
-        body: "AS (SELECT session_id, user_id, ts FROM main.events \
-               WHERE tenant_id = '{tenant}' AND session_id IS NOT NULL \
-               UNION ALL \
-               SELECT user_id || '#' || sum(new_session) OVER (PARTITION BY user_id ORDER BY ts), user_id, ts \
-               FROM (SELECT user_id, ts, \
-               CASE WHEN ts - lag(ts) OVER (PARTITION BY user_id ORDER BY ts) <= INTERVAL 30 MINUTE THEN 0 ELSE 1 END AS new_session \
-               FROM main.events WHERE tenant_id = '{tenant}' AND session_id IS NULL AND user_id IS NOT NULL))",
-    },
+    Definition { name: "__sl_sessionized", body: crate::query::session::SANDBOX_SESSIONIZED },
     Definition {
         name: "__sl_sessions",
         body: "AS (SELECT session_id, arg_min(user_id, ts) FILTER (WHERE user_id IS NOT NULL) AS user_id, \

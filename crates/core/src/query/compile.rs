@@ -14,6 +14,7 @@ use super::field::{Field, FieldKind, PropertyColumns, Source};
 use super::filter::{Condition, Filter, Op, Operand, Scalar};
 use super::insight::{Kind, Query};
 use super::metric::{Aggregation, BinOp, Expr, Measure};
+use super::session::{Narrow, from_sessionized};
 use super::time::{Granularity, MAX_BUCKETS, Window, offsets};
 use crate::model::TenantId;
 use crate::sql::{SqlBuilder, SqlValue};
@@ -270,7 +271,13 @@ fn scan(
         b.push_trusted(&format!(" AS l{i}"));
         n_cols += 1;
     }
-    b.from_tenant(src.stored(), tenant, "t");
+    // Sessions are cut by inactivity over the events of the scanned window.
+    if src == Source::Events && mine.iter().any(|(_, m)| m.field == Some(Field::Session)) {
+        let narrow = Narrow { from: Some(scan_window.start), until: Some(scan_window.end), ..Narrow::default() };
+        from_sessionized(b, tenant, narrow, "t");
+    } else {
+        b.from_tenant(src.stored(), tenant, "t");
+    }
     b.push_bind(" WHERE ts >= ", ts(scan_window.start)).push_bind(" AND ts < ", ts(scan_window.end));
     // A previous period that stops short of the current one (month-to-date against the
     // same days of last month) leaves a gap the scan skips.

@@ -175,6 +175,10 @@ pub enum Field {
     EventName,
     UserId,
     SessionId,
+    /// The event's session by the one definition of `query::session`: its `session_id`,
+    /// else one derived from its user's inactivity. Not a name clients write: the
+    /// `sessions` metric reads it.
+    Session,
     /// The buyer of a purchase: `properties.customer_id`, else the event's user.
     CustomerId,
     Property(PropertyPath),
@@ -239,9 +243,12 @@ impl Field {
 
     pub fn source(&self) -> Source {
         match self {
-            Field::EventName | Field::UserId | Field::SessionId | Field::CustomerId | Field::Property(_) => {
-                Source::Events
-            }
+            Field::EventName
+            | Field::UserId
+            | Field::SessionId
+            | Field::Session
+            | Field::CustomerId
+            | Field::Property(_) => Source::Events,
             _ => Source::MetricRecords,
         }
     }
@@ -260,6 +267,7 @@ impl Field {
             Field::EventName => ("event_name", None),
             Field::UserId => ("user_id", None),
             Field::SessionId => ("session_id", None),
+            Field::Session => ("session_key", None),
             Field::CustomerId => ("customer_id", None),
             Field::Property(p) => ("properties", Some(p)),
             Field::Value => ("value", None),
@@ -277,6 +285,7 @@ impl Field {
             Field::Property(p) => format!("properties.{}", p.dotted()),
             Field::Dimension(p) => format!("dimensions.{}", p.dotted()),
             Field::Meta(p) => format!("meta.{}", p.dotted()),
+            Field::Session => "session".to_owned(),
             other => other.column().0.to_owned(),
         }
     }

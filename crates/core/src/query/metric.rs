@@ -420,8 +420,9 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "sessions",
-        description: "Distinct session_id over events.",
-        define: || measure(Aggregation::CountDistinct, Some(Field::SessionId), None),
+        description: "Sessions with an event in the period: a client's session_id, else a user's events \
+                      without one, cut after 30 minutes of inactivity.",
+        define: || measure(Aggregation::CountDistinct, Some(Field::Session), None),
     },
     Builtin {
         name: "revenue",

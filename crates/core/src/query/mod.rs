@@ -16,5 +16,6 @@ pub mod realtime;
 pub mod retention;
 pub mod rfm;
 pub mod segment;
+pub mod session;
 pub mod time;
 pub mod user;

@@ -3,8 +3,8 @@
 //! `{"field": "last_active", "operator": ">", "value": "-7d"}`.
 //!
 //! The fields, per `user_id`, over all of the user's events up to now:
-//! - `total_events`, `total_sessions` (session ids, and sessions derived from 30 minutes
-//!   of inactivity for events without one), `total_purchases`, `total_spent` (sum of
+//! - `total_events`, `total_sessions` (as `query::session` defines them),
+//!   `total_purchases`, `total_spent` (sum of
 //!   `properties.amount` of purchases), `total_messages`;
 //! - `first_seen`, `last_active` (times: compare with RFC 3339 times, dates, or relative
 //!   values like `-7d`, which mean that long before now);
@@ -13,11 +13,11 @@
 //!   `medium` (5 or more), `low` (1 or more), `none`.
 
 use super::metric::PURCHASE_EVENTS;
+use super::session::{Narrow, from_sessionized};
 use super::time::{Bound, Unit, parse_bound};
-use super::user::SESSION_GAP_SECS;
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{SqlBuilder, SqlValue};
 use chrono::{DateTime, Duration, Months, Utc};
 use serde_json::Value;
 
@@ -153,14 +153,10 @@ pub fn parse_conditions(v: &Value, now: DateTime<Utc>) -> Result<Vec<Condition>,
 /// The per-user table (`u`) of the fields, as of `now`.
 fn users(b: &mut SqlBuilder, tenant: &TenantId, now: DateTime<Utc>) {
     let at = |t: DateTime<Utc>| SqlValue::TimestampMicros(t.timestamp_micros());
-    b.push("WITH e AS (SELECT user_id, session_id, event_name, ts, properties, CASE WHEN session_id IS NULL AND");
-    b.push(" (lag(ts) OVER (PARTITION BY user_id, session_id IS NULL ORDER BY ts) IS NULL OR");
-    b.push(" epoch(ts) - epoch(lag(ts) OVER (PARTITION BY user_id, session_id IS NULL ORDER BY ts)) > ");
-    b.bind(SqlValue::Int(SESSION_GAP_SECS));
-    b.push(") THEN 1 ELSE 0 END AS new_session");
-    b.from_tenant(Stored::Events, tenant, "t");
-    b.push_bind(" WHERE user_id IS NOT NULL AND ts <= ", at(now));
-    b.push("), u AS (SELECT user_id, count(*) AS total_events, count(DISTINCT session_id) + sum(new_session) AS total_sessions,");
+    b.push("WITH e AS (SELECT user_id, session_key, event_name, ts, properties");
+    from_sessionized(b, tenant, Narrow { until: Some(now), inclusive: true, ..Narrow::default() }, "s");
+    b.push(" WHERE user_id IS NOT NULL");
+    b.push("), u AS (SELECT user_id, count(*) AS total_events, count(DISTINCT session_key) AS total_sessions,");
     b.push(" count(*) FILTER (WHERE event_name IN (");
     for (i, e) in PURCHASE_EVENTS.iter().enumerate() {
         if i > 0 {

@@ -2,9 +2,8 @@
 //! `docs/conventions.md`.
 //!
 //! Who counts, exactly:
-//! - The user's events in the date range. Sessions are `session_id`s; the user's events
-//!   without one form sessions by inactivity (a new one after 30 minutes without such an
-//!   event). A session lasts from its first to its last event.
+//! - The user's events in the date range, in sessions as `query::session` defines them.
+//!   A session lasts from its first to its last event in the range.
 //! - `total_messages`: the user's `message` events; `satisfaction_score`: the average
 //!   `properties.score` of their `satisfaction` events; `topics_discussed`: the distinct
 //!   `properties.topic` values, first seen first (at most 20).
@@ -15,12 +14,10 @@
 //!   else `low`.
 
 use super::compile::local_bucket;
+use super::session::{Narrow, from_sessionized};
 use super::time::{Granularity, Window};
 use crate::model::TenantId;
 use crate::sql::{SqlBuilder, SqlValue, Stored};
-
-/// Gap after which an event without a session id opens a new session.
-pub const SESSION_GAP_SECS: i64 = 30 * 60;
 
 fn scan(b: &mut SqlBuilder, tenant: &TenantId, user: &str, w: Window) {
     b.push("SELECT *").from_tenant(Stored::Events, tenant, "t");
@@ -32,17 +29,10 @@ fn scan(b: &mut SqlBuilder, tenant: &TenantId, user: &str, w: Window) {
 /// One row: (sessions, average session seconds, messages, last active, satisfaction,
 /// events).
 pub fn activity_sql(tenant: &TenantId, user: &str, w: Window) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("WITH e AS (");
-    scan(&mut b, tenant, user, w);
-    // Sessions: the given id, else a running count of inactivity breaks among the events
-    // that have none.
-    b.push("), brk AS (SELECT session_id, ts, CASE WHEN session_id IS NULL AND (lag(ts) OVER (PARTITION BY session_id IS NULL ORDER BY ts) IS NULL");
-    b.push(" OR epoch(ts) - epoch(lag(ts) OVER (PARTITION BY session_id IS NULL ORDER BY ts)) > ");
-    b.bind(SqlValue::Int(SESSION_GAP_SECS));
-    b.push(") THEN 1 ELSE 0 END AS new_session FROM e),");
-    b.push(" sess AS (SELECT CASE WHEN session_id IS NOT NULL THEN 's:' || session_id");
-    b.push(" ELSE '#' || CAST(sum(new_session) OVER (ORDER BY ts ROWS UNBOUNDED PRECEDING) AS VARCHAR) END AS sid, ts FROM brk),");
-    b.push(" per AS (SELECT sid, epoch(max(ts)) - epoch(min(ts)) AS secs FROM sess GROUP BY sid)");
+    let mut b = SqlBuilder::new("WITH e AS (SELECT session_key, ts, event_name, properties");
+    let narrow = Narrow { from: Some(w.start), until: Some(w.end), inclusive: false, user: Some(user) };
+    from_sessionized(&mut b, tenant, narrow, "s");
+    b.push("), per AS (SELECT session_key, epoch(max(ts)) - epoch(min(ts)) AS secs FROM e GROUP BY session_key)");
     b.push(" SELECT (SELECT count(*) FROM per), (SELECT avg(secs) FROM per),");
     b.push(" (SELECT count(*) FROM e WHERE event_name = 'message'), (SELECT max(ts) FROM e),");
     b.push(" (SELECT avg(TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE)) FROM e WHERE event_name = 'satisfaction'),");

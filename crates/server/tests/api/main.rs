@@ -29,4 +29,5 @@ mod read;
 mod realtime;
 mod restart;
 mod segments;
+mod sessions;
 mod user_analytics;
