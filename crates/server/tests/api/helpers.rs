@@ -186,3 +186,61 @@ impl Rng {
         xs[self.below(xs.len() as u64) as usize].clone()
     }
 }
+
+/// A server of its own, in a child process: for a kill -9, and for the metrics recorder,
+/// which is global to a process (in this test binary every app's requests would count
+/// together).
+pub struct Child {
+    proc: std::process::Child,
+    pub addr: String,
+}
+
+impl Child {
+    /// `sightline serve` with `args` and `env` besides its address and log format.
+    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Child {
+        use std::io::BufRead;
+        let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env("SIGHTLINE_JWT_SECRET", SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the sightline binary starts");
+        // Logs go to stderr.
+        let out = std::io::BufReader::new(proc.stderr.take().unwrap());
+        let reading = tokio::task::spawn_blocking(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["message"] == "listening" {
+                    return v["address"].as_str().map(str::to_owned);
+                }
+            }
+            None
+        });
+        let addr = match tokio::time::timeout(std::time::Duration::from_secs(30), reading).await {
+            Ok(Ok(Some(addr))) => addr,
+            _ => {
+                let _ = proc.kill();
+                panic!("the server did not log its address within 30 s");
+            }
+        };
+        Child { proc, addr }
+    }
+}
+
+impl Child {
+    /// Stops the process at once, as `kill -9` does.
+    pub fn kill(mut self) {
+        let _ = self.proc.kill();
+        let _ = self.proc.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.proc.kill();
+        let _ = self.proc.wait();
+    }
+}

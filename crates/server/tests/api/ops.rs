@@ -21,55 +21,9 @@ async fn health_live_ready_report_the_stores() {
     assert_eq!(r, json!({"status": "ready", "checks": {"database": "connected"}}));
 }
 
-/// A server of its own, in a child process: the metrics recorder is global to a
-/// process, so in this test binary every app's requests would count together.
-struct Child {
-    proc: std::process::Child,
-    addr: String,
-}
-
-impl Child {
-    async fn start() -> Child {
-        use std::io::BufRead;
-        let mut proc = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-            .args(["serve", "--in-memory", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .env("SIGHTLINE_JWT_SECRET", SECRET)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the sightline binary starts");
-        // Logs go to stderr.
-        let out = std::io::BufReader::new(proc.stderr.take().unwrap());
-        let reading = tokio::task::spawn_blocking(move || {
-            for line in out.lines().map_while(Result::ok) {
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                if v["message"] == "listening" {
-                    return v["address"].as_str().map(str::to_owned);
-                }
-            }
-            None
-        });
-        let addr = match tokio::time::timeout(std::time::Duration::from_secs(30), reading).await {
-            Ok(Ok(Some(addr))) => addr,
-            _ => {
-                let _ = proc.kill();
-                panic!("the server did not log its address within 30 s");
-            }
-        };
-        Child { proc, addr }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
-    }
-}
-
 #[tokio::test]
 async fn metrics_count_exactly_this_servers_requests_and_events() {
-    let child = Child::start().await;
+    let child = Child::start(&["--in-memory"], &[]).await;
     let client = reqwest::Client::new();
     let url = |p: &str| format!("http://{}{p}", child.addr);
     for i in 0..3 {

@@ -1,10 +1,122 @@
+//! Idempotency keys on the embedded meta store, at the speed of ingest.
+//!
+//! Embedded, one process owns the file, so a request that is running is a fact of this
+//! process: claims live in memory ([`InFlight`]). A crash forgets them, and that is
+//! right: nothing was answered for them, so the client's retry must run. What must
+//! survive a crash is an answer once given: [`IdempotencyStore::complete_idempotency`]
+//! returns only when the answer is committed, and the answers of concurrent requests
+//! are committed together ([`write_answers`]), so a keyed request costs one read and a
+//! share of one commit instead of two serialized writes.
+//!
+//! In cluster mode several processes share the store, and a claim must be a row there
+//! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both.
+
 use super::{SqliteMeta, backend, ts};
-use crate::store::{IdempotencyClaim, IdempotencyStore, StoreResult, StoredResponse};
+use crate::store::{IdempotencyClaim, IdempotencyStore, StoreError, StoreResult, StoredResponse};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use sqlx::Row;
+use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
-static PURGE_TICK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Answers committed in one transaction at most.
+const MAX_GROUP: usize = 256;
+/// Every this many completions, expired entries are deleted.
+const PURGE_EVERY: u64 = 1000;
+
+/// A request that holds its key now.
+struct Claim {
+    fingerprint: String,
+    at: DateTime<Utc>,
+    ttl: Duration,
+}
+
+/// The keys of requests running in this process, by (scope, key).
+#[derive(Default)]
+pub(super) struct InFlight {
+    claims: Mutex<HashMap<(String, String), Claim>>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Claim>> {
+        // A poisoned lock holds a map that is still whole: every change is one insert or remove.
+        self.claims.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An answer to commit, and who waits for it.
+pub(super) struct Answer {
+    scope: String,
+    key: String,
+    fingerprint: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    response: StoredResponse,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Starts the task that commits answers in groups; it ends when the store is dropped.
+pub(super) fn start_writer(writer: SqlitePool) -> mpsc::Sender<Answer> {
+    let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+    tokio::spawn(write_answers(writer, rx));
+    tx
+}
+
+/// Commits whatever answers are waiting, up to [`MAX_GROUP`] at once: under load one
+/// commit serves many requests; alone, a request waits for its own commit only.
+async fn write_answers(writer: SqlitePool, mut rx: mpsc::Receiver<Answer>) {
+    let mut written = 0u64;
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(a) => group.push(a),
+                Err(_) => break,
+            }
+        }
+        let purge = written / PURGE_EVERY != (written + group.len() as u64) / PURGE_EVERY;
+        written += group.len() as u64;
+        let outcome = commit(&writer, &group, purge).await.map_err(|e| e.to_string());
+        for a in group {
+            let _ = a.done.send(outcome.clone());
+        }
+    }
+}
+
+async fn commit(writer: &SqlitePool, group: &[Answer], purge: bool) -> Result<(), sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    if purge {
+        sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    // One statement for the group: each statement is a round trip to SQLite's thread.
+    let mut insert = sqlx::QueryBuilder::new(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, headers, body, created_at, expires_at) ",
+    );
+    insert.push_values(group, |mut row, a| {
+        let headers = serde_json::to_string(&a.response.headers).unwrap_or_else(|_| "[]".into());
+        row.push_bind(&a.scope)
+            .push_bind(&a.key)
+            .push_bind(&a.fingerprint)
+            .push_bind("done")
+            .push_bind(a.response.status as i64)
+            .push_bind(headers)
+            .push_bind(&a.response.body)
+            .push_bind(ts(a.created_at))
+            .push_bind(ts(a.expires_at));
+    });
+    // A key taken over (expired, or left `running` by an earlier version) is replaced.
+    insert.push(
+        " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'done', \
+         status = excluded.status, headers = excluded.headers, body = excluded.body, \
+         created_at = excluded.created_at, expires_at = excluded.expires_at",
+    );
+    insert.build().execute(&mut *tx).await?;
+    tx.commit().await
+}
 
 #[async_trait]
 impl IdempotencyStore for SqliteMeta {
@@ -17,91 +129,91 @@ impl IdempotencyStore for SqliteMeta {
         ttl: Duration,
         stale: Duration,
     ) -> StoreResult<IdempotencyClaim> {
-        // Now and then, expired entries go; most claims do not pay for it.
-        if PURGE_TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(1000) {
-            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
-                .bind(ts(now))
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?;
+        let id = (scope.to_owned(), key.to_owned());
+        {
+            let mut claims = self.in_flight.lock();
+            match claims.get(&id) {
+                // A claim older than `stale` was abandoned (its request never ended).
+                Some(c) if c.at > now - stale => {
+                    return Ok(if c.fingerprint == fingerprint {
+                        IdempotencyClaim::InProgress
+                    } else {
+                        IdempotencyClaim::Mismatch
+                    });
+                }
+                _ => {}
+            }
+            if claims.len() >= 10_000 {
+                claims.retain(|_, c| c.at > now - stale);
+            }
+            claims.insert(id.clone(), Claim { fingerprint: fingerprint.to_owned(), at: now, ttl });
         }
-        // One statement decides: a first use inserts; an expired entry, or a claim
-        // abandoned by a crash, is taken over; anything else stays, and of concurrent
-        // first uses exactly one wins.
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'running', ?4, ?5) \
-             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'running', status = NULL, \
-             headers = NULL, body = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at \
-             WHERE idempotency_keys.expires_at <= ?4 OR (idempotency_keys.state = 'running' AND idempotency_keys.created_at <= ?6)",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(fingerprint)
-        .bind(ts(now))
-        .bind(ts(now + ttl))
-        .bind(ts(now - stale))
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
-        if claimed.rows_affected() == 1 {
-            return Ok(IdempotencyClaim::Claimed);
-        }
+        // An answer given before, within its day?
         let row = sqlx::query(
-            "SELECT fingerprint, state, status, headers, body FROM idempotency_keys WHERE scope = ? AND key = ?",
+            "SELECT fingerprint, status, headers, body FROM idempotency_keys \
+             WHERE scope = ? AND key = ? AND state = 'done' AND expires_at > ?",
         )
         .bind(scope)
         .bind(key)
+        .bind(ts(now))
         .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        let Some(row) = row else {
-            // Deleted in between (expired): the caller may simply retry.
-            return Ok(IdempotencyClaim::InProgress);
+        .await;
+        let found = match row {
+            Ok(None) => return Ok(IdempotencyClaim::Claimed),
+            Ok(Some(row)) => stored(&row, fingerprint),
+            Err(e) => Err(backend(e)),
         };
-        let stored_fp: String = row.try_get("fingerprint").map_err(backend)?;
-        if stored_fp != fingerprint {
-            return Ok(IdempotencyClaim::Mismatch);
-        }
-        let state: String = row.try_get("state").map_err(backend)?;
-        if state == "running" {
-            return Ok(IdempotencyClaim::InProgress);
-        }
-        let headers: Option<String> = row.try_get("headers").map_err(backend)?;
-        let headers: Vec<(String, String)> =
-            serde_json::from_str(headers.as_deref().unwrap_or("[]")).map_err(backend_json)?;
-        Ok(IdempotencyClaim::Replay(StoredResponse {
-            status: row.try_get::<i64, _>("status").map_err(backend)? as u16,
-            headers,
-            body: row.try_get("body").map_err(backend)?,
-        }))
+        self.in_flight.lock().remove(&id);
+        found
     }
 
-    async fn complete_idempotency(&self, scope: &str, key: &str, r: &StoredResponse) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ? WHERE scope = ? AND key = ?",
-        )
-        .bind(r.status as i64)
-        .bind(serde_json::to_string(&r.headers).map_err(backend_json)?)
-        .bind(&r.body)
-        .bind(scope)
-        .bind(key)
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
-        Ok(())
+    async fn complete_idempotency(&self, scope: &str, key: &str, response: &StoredResponse) -> StoreResult<()> {
+        let id = (scope.to_owned(), key.to_owned());
+        let (fingerprint, created_at, expires_at) = {
+            let claims = self.in_flight.lock();
+            let c = claims.get(&id).ok_or_else(|| {
+                StoreError::Backend(anyhow::anyhow!("completing an idempotency key that holds no claim"))
+            })?;
+            (c.fingerprint.clone(), c.at, c.at + c.ttl)
+        };
+        let (done, committed) = oneshot::channel();
+        let answer = Answer {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            fingerprint,
+            created_at,
+            expires_at,
+            response: response.clone(),
+            done,
+        };
+        let outcome = match self.answers.send(answer).await {
+            Ok(()) => committed.await.unwrap_or_else(|_| Err("the answer writer stopped".into())),
+            Err(_) => Err("the answer writer stopped".into()),
+        };
+        // Released once the answer is kept (or could not be): a retry then replays it, or
+        // runs, and is never told "in progress" forever.
+        self.in_flight.lock().remove(&id);
+        outcome.map_err(|e| StoreError::Backend(anyhow::anyhow!(e)))
     }
 
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = 'running'")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+        self.in_flight.lock().remove(&(scope.to_owned(), key.to_owned()));
         Ok(())
     }
 }
 
-fn backend_json(e: serde_json::Error) -> crate::store::StoreError {
-    crate::store::StoreError::Backend(e.into())
+/// The kept answer, when the request is the same.
+fn stored(row: &sqlx::sqlite::SqliteRow, fingerprint: &str) -> StoreResult<IdempotencyClaim> {
+    let stored_fp: String = row.try_get("fingerprint").map_err(backend)?;
+    if stored_fp != fingerprint {
+        return Ok(IdempotencyClaim::Mismatch);
+    }
+    let headers: Option<String> = row.try_get("headers").map_err(backend)?;
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(headers.as_deref().unwrap_or("[]")).map_err(|e| StoreError::Backend(e.into()))?;
+    Ok(IdempotencyClaim::Replay(StoredResponse {
+        status: row.try_get::<i64, _>("status").map_err(backend)? as u16,
+        headers,
+        body: row.try_get("body").map_err(backend)?,
+    }))
 }

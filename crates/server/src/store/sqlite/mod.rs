@@ -28,6 +28,10 @@ pub struct SqliteMeta {
     /// Writes, on one connection: SQLite takes one writer at a time, and writers queued
     /// here wait in order instead of sleeping in SQLite's busy handler.
     pub(super) writer: SqlitePool,
+    /// Keyed requests running now (`idempotency`).
+    in_flight: idempotency::InFlight,
+    /// Answers of keyed requests, committed in groups.
+    answers: tokio::sync::mpsc::Sender<idempotency::Answer>,
 }
 
 impl SqliteMeta {
@@ -75,7 +79,8 @@ impl SqliteMeta {
                 .await
                 .context("opening the SQLite meta store's writer")?,
         };
-        Ok(Self { pool, writer })
+        let answers = idempotency::start_writer(writer.clone());
+        Ok(Self { pool, writer, in_flight: Default::default(), answers })
     }
 }
 
