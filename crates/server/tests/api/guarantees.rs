@@ -201,3 +201,55 @@ async fn a_burst_over_the_limit_lets_exactly_the_limit_through() {
         assert_eq!(send(app.get("/live")).await.0, 200);
     }
 }
+
+/// Look-ups of many keys at once are answered together: each caller gets its own key's
+/// answer, whatever else the group held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_each_get_their_own_keys_answer() {
+    use sightline::store::{IdempotencyClaim, IdempotencyStore, StoredResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let meta = std::sync::Arc::new(
+        sightline::store::sqlite::SqliteMeta::open(Some(&dir.path().join("meta.db"))).await.unwrap(),
+    );
+    let now = chrono::Utc::now();
+    let (ttl, stale) = (chrono::Duration::hours(24), chrono::Duration::minutes(5));
+    let answer =
+        |i: usize| StoredResponse { status: 200, headers: vec![], body: format!("{{\"i\":{i}}}").into_bytes() };
+    for i in 0..60 {
+        let key = format!("k{i}");
+        assert_eq!(meta.claim_idempotency("t", &key, "fp", now, ttl, stale).await.unwrap(), IdempotencyClaim::Claimed);
+        meta.complete_idempotency("t", &key, &answer(i)).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let meta = meta.clone();
+        tasks.push(tokio::spawn(async move {
+            // k0..k59 are kept; half of them asked with another request; k60.. are new;
+            // and the same key in another scope is another key.
+            let (scope, fp) = match i % 4 {
+                0 => ("t", "fp"),
+                1 => ("t", "other"),
+                2 => ("t2", "fp"),
+                _ => ("t", "fp"),
+            };
+            let key = format!("k{}", i % 80);
+            (i, meta.claim_idempotency(scope, &key, fp, now, ttl, stale).await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (i, got) = t.await.unwrap();
+        let kept = i % 80 < 60;
+        let want = match (i % 4, kept) {
+            (2, _) | (_, false) => IdempotencyClaim::Claimed,
+            (1, true) => IdempotencyClaim::Mismatch,
+            _ => IdempotencyClaim::Replay(answer(i % 80)),
+        };
+        // Tasks i and i + 80 ask the same: while one holds the key (claimed, or looking
+        // up its answer), the other may be told it is in progress.
+        let twin = i % 80 < 40;
+        if twin && got == IdempotencyClaim::InProgress {
+            continue;
+        }
+        assert_eq!(got, want, "task {i}");
+    }
+}

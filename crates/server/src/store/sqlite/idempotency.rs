@@ -4,14 +4,15 @@
 //! process: claims live in memory ([`InFlight`]). A crash forgets them, and that is
 //! right: nothing was answered for them, so the client's retry must run. What must
 //! survive a crash is an answer once given: [`IdempotencyStore::complete_idempotency`]
-//! returns only when the answer is committed, and the answers of concurrent requests
-//! are committed together ([`write_answers`]), so a keyed request costs one read and a
-//! share of one commit instead of two serialized writes.
+//! returns only when the answer is committed. Both the look-up of an earlier answer and
+//! the commit of a new one are done for concurrent requests together ([`read_answers`],
+//! [`write_answers`]): each statement is a round trip to SQLite's thread, and one serves
+//! many requests.
 //!
 //! In cluster mode several processes share the store, and a claim must be a row there
 //! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both.
 
-use super::{SqliteMeta, backend, ts};
+use super::{SqliteMeta, ts};
 use crate::store::{IdempotencyClaim, IdempotencyStore, StoreError, StoreResult, StoredResponse};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -56,25 +57,99 @@ pub(super) struct Answer {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// Starts the task that commits answers in groups; it ends when the store is dropped.
-pub(super) fn start_writer(writer: SqlitePool) -> mpsc::Sender<Answer> {
-    let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    tokio::spawn(write_answers(writer, rx));
-    tx
+/// A look-up of the answer kept for a key, and who waits for it.
+pub(super) struct Lookup {
+    scope: String,
+    key: String,
+    now: DateTime<Utc>,
+    found: oneshot::Sender<Result<Option<Kept>, String>>,
+}
+
+/// An answer as kept, with the fingerprint of its request.
+#[derive(Clone)]
+struct Kept {
+    fingerprint: String,
+    response: StoredResponse,
+    expires_at: String,
+}
+
+/// The two tasks that read and write answers in groups; they end when the store is
+/// dropped.
+pub(super) struct Answers {
+    lookups: mpsc::Sender<Lookup>,
+    writes: mpsc::Sender<Answer>,
+}
+
+impl Answers {
+    pub(super) fn start(reader: SqlitePool, writer: SqlitePool) -> Answers {
+        let (lookups, lrx) = mpsc::channel(4 * MAX_GROUP);
+        let (writes, wrx) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(read_answers(reader, lrx));
+        tokio::spawn(write_answers(writer, wrx));
+        Answers { lookups, writes }
+    }
+}
+
+/// Takes the first of `rx` and whatever else waits, up to [`MAX_GROUP`].
+async fn next_group<T>(rx: &mut mpsc::Receiver<T>) -> Option<Vec<T>> {
+    let mut group = vec![rx.recv().await?];
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(t) => group.push(t),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
+/// Finds the answers kept for a group of keys with one statement.
+async fn read_answers(reader: SqlitePool, mut rx: mpsc::Receiver<Lookup>) {
+    while let Some(group) = next_group(&mut rx).await {
+        let mut select = sqlx::QueryBuilder::new(
+            "SELECT scope, key, fingerprint, status, headers, body, expires_at FROM idempotency_keys \
+             WHERE state = 'done' AND (scope, key) IN (",
+        );
+        select.push_values(&group, |mut row, l| {
+            row.push_bind(&l.scope).push_bind(&l.key);
+        });
+        select.push(")");
+        let kept: Result<HashMap<(String, String), Kept>, String> = async {
+            let rows = select.build().fetch_all(&reader).await.map_err(|e| e.to_string())?;
+            rows.iter().map(kept).collect::<Result<_, _>>().map_err(|e| e.to_string())
+        }
+        .await;
+        for l in group {
+            let found = kept.as_ref().map_err(Clone::clone).map(|k| {
+                // Stored times are RFC 3339 of one width, so text order is time order.
+                k.get(&(l.scope.clone(), l.key.clone())).filter(|k| k.expires_at > ts(l.now)).cloned()
+            });
+            let _ = l.found.send(found);
+        }
+    }
+}
+
+fn kept(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<((String, String), Kept)> {
+    let headers: Option<String> = row.try_get("headers")?;
+    let headers: Vec<(String, String)> = serde_json::from_str(headers.as_deref().unwrap_or("[]"))?;
+    Ok((
+        (row.try_get("scope")?, row.try_get("key")?),
+        Kept {
+            fingerprint: row.try_get("fingerprint")?,
+            response: StoredResponse {
+                status: row.try_get::<i64, _>("status")? as u16,
+                headers,
+                body: row.try_get("body")?,
+            },
+            expires_at: row.try_get("expires_at")?,
+        },
+    ))
 }
 
 /// Commits whatever answers are waiting, up to [`MAX_GROUP`] at once: under load one
 /// commit serves many requests; alone, a request waits for its own commit only.
 async fn write_answers(writer: SqlitePool, mut rx: mpsc::Receiver<Answer>) {
     let mut written = 0u64;
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(a) => group.push(a),
-                Err(_) => break,
-            }
-        }
+    while let Some(group) = next_group(&mut rx).await {
         let purge = written / PURGE_EVERY != (written + group.len() as u64) / PURGE_EVERY;
         written += group.len() as u64;
         let outcome = commit(&writer, &group, purge).await.map_err(|e| e.to_string());
@@ -149,22 +224,20 @@ impl IdempotencyStore for SqliteMeta {
             claims.insert(id.clone(), Claim { fingerprint: fingerprint.to_owned(), at: now, ttl });
         }
         // An answer given before, within its day?
-        let row = sqlx::query(
-            "SELECT fingerprint, status, headers, body FROM idempotency_keys \
-             WHERE scope = ? AND key = ? AND state = 'done' AND expires_at > ?",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(ts(now))
-        .fetch_optional(&self.pool)
-        .await;
-        let found = match row {
+        let (reply, found) = oneshot::channel();
+        let lookup = Lookup { scope: scope.to_owned(), key: key.to_owned(), now, found: reply };
+        let found = match self.answers.lookups.send(lookup).await {
+            Ok(()) => found.await.unwrap_or_else(|_| Err("the answer reader stopped".into())),
+            Err(_) => Err("the answer reader stopped".into()),
+        };
+        let claim = match found {
             Ok(None) => return Ok(IdempotencyClaim::Claimed),
-            Ok(Some(row)) => stored(&row, fingerprint),
-            Err(e) => Err(backend(e)),
+            Ok(Some(k)) if k.fingerprint == fingerprint => Ok(IdempotencyClaim::Replay(k.response)),
+            Ok(Some(_)) => Ok(IdempotencyClaim::Mismatch),
+            Err(e) => Err(StoreError::Backend(anyhow::anyhow!(e))),
         };
         self.in_flight.lock().remove(&id);
-        found
+        claim
     }
 
     async fn complete_idempotency(&self, scope: &str, key: &str, response: &StoredResponse) -> StoreResult<()> {
@@ -186,7 +259,7 @@ impl IdempotencyStore for SqliteMeta {
             response: response.clone(),
             done,
         };
-        let outcome = match self.answers.send(answer).await {
+        let outcome = match self.answers.writes.send(answer).await {
             Ok(()) => committed.await.unwrap_or_else(|_| Err("the answer writer stopped".into())),
             Err(_) => Err("the answer writer stopped".into()),
         };
@@ -200,20 +273,4 @@ impl IdempotencyStore for SqliteMeta {
         self.in_flight.lock().remove(&(scope.to_owned(), key.to_owned()));
         Ok(())
     }
-}
-
-/// The kept answer, when the request is the same.
-fn stored(row: &sqlx::sqlite::SqliteRow, fingerprint: &str) -> StoreResult<IdempotencyClaim> {
-    let stored_fp: String = row.try_get("fingerprint").map_err(backend)?;
-    if stored_fp != fingerprint {
-        return Ok(IdempotencyClaim::Mismatch);
-    }
-    let headers: Option<String> = row.try_get("headers").map_err(backend)?;
-    let headers: Vec<(String, String)> =
-        serde_json::from_str(headers.as_deref().unwrap_or("[]")).map_err(|e| StoreError::Backend(e.into()))?;
-    Ok(IdempotencyClaim::Replay(StoredResponse {
-        status: row.try_get::<i64, _>("status").map_err(backend)? as u16,
-        headers,
-        body: row.try_get("body").map_err(backend)?,
-    }))
 }

@@ -30,8 +30,8 @@ pub struct SqliteMeta {
     pub(super) writer: SqlitePool,
     /// Keyed requests running now (`idempotency`).
     in_flight: idempotency::InFlight,
-    /// Answers of keyed requests, committed in groups.
-    answers: tokio::sync::mpsc::Sender<idempotency::Answer>,
+    /// Answers of keyed requests, looked up and committed in groups.
+    answers: idempotency::Answers,
 }
 
 impl SqliteMeta {
@@ -79,7 +79,7 @@ impl SqliteMeta {
                 .await
                 .context("opening the SQLite meta store's writer")?,
         };
-        let answers = idempotency::start_writer(writer.clone());
+        let answers = idempotency::Answers::start(pool.clone(), writer.clone());
         Ok(Self { pool, writer, in_flight: Default::default(), answers })
     }
 }
