@@ -1,7 +1,6 @@
 //! Sightline's service: the HTTP API, authentication, ingest, stores and operations.
 //! The domain (types, validation, error codes) lives in `sightline-core`.
 
-pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod bench;
@@ -11,5 +10,6 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -3,19 +3,17 @@
 //! `/realtime` is read; a rule that holds is one of its `alerts`.
 
 use super::error::{ApiError, ApiResult};
-use super::resource::{self, Resource};
-use crate::analytics::{self, TenantCatalog, parse_with};
+use super::resource::Resource;
 use crate::app::AppState;
+use crate::service::analytics::parse_with;
 use crate::store::StoredResource;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::Value;
 use sightline_core::code::FieldError;
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::number;
-use sightline_core::query::insight::{Kind, Query, Series};
-use sightline_core::query::metric::{ResolveError, resolve};
-use sightline_core::query::time::{DateRange, Window};
+use sightline_core::query::metric::resolve;
 
 pub const MAX_RULES: usize = 100;
 const CONDITIONS: &str = "gt, gte, lt, lte, eq";
@@ -57,25 +55,7 @@ fn window_secs(v: &Value) -> Result<i64, String> {
 }
 
 /// An alert rule as stored: `metric` over the trailing `window_secs`, compared with
-/// `threshold` by `condition` (`gt`, `gte`, `lt`, `lte`, `eq`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertRule {
-    #[serde(skip)]
-    pub id: String,
-    #[serde(skip)]
-    pub name: String,
-    pub metric: String,
-    pub condition: String,
-    pub threshold: f64,
-    pub window_secs: i64,
-}
-
-impl AlertRule {
-    fn of(r: &StoredResource) -> ApiResult<AlertRule> {
-        let rule = AlertRule::deserialize(&r.body).map_err(ApiError::internal)?;
-        Ok(AlertRule { id: r.id.clone(), name: r.name.clone(), ..rule })
-    }
-}
+pub use crate::service::alerts::AlertRule;
 
 /// An alert rule to save.
 #[derive(utoipa::ToSchema)]
@@ -123,7 +103,7 @@ pub struct AlertRuleList {
 pub struct AlertRules;
 
 impl Resource for AlertRules {
-    const KIND: &'static str = "alert_rule";
+    const KIND: &'static str = crate::service::alerts::KIND;
     const NOUN: &'static str = "alert rule";
     const PLURAL: &'static str = "alert rules";
     const TAG: &'static str = "alerts";
@@ -227,72 +207,35 @@ pub async fn firing(
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<super::realtime::RealtimeAlert>> {
     use super::realtime::RealtimeAlert;
-    let rules = resource::all::<AlertRules>(state, tenant).await?;
-    if rules.is_empty() {
-        return Ok(Vec::new());
-    }
-    // One catalog for every rule; metric-record names are read only if a name needs them.
-    let mut catalog = TenantCatalog::load(state, tenant).await?;
-    let mut records_loaded = false;
+    use crate::service::alerts::{Outcome, evaluate};
     let mut out = Vec::new();
-    for stored in rules {
-        let r = AlertRule::of(&stored)?;
-        let mut resolved = resolve(&r.metric, &catalog);
-        if !records_loaded && matches!(resolved, Err(ResolveError::Unknown(_))) {
-            catalog.load_records(state, tenant).await?;
-            records_loaded = true;
-            resolved = resolve(&r.metric, &catalog);
-        }
-        let expr = match resolved {
-            Ok(e) => e,
-            Err(e) => {
-                let message = e.to_string();
+    for outcome in evaluate(state, tenant, now).await? {
+        match outcome {
+            Outcome::Broken { rule, error } => out.push(RealtimeAlert {
+                rule_id: Some(rule.id),
+                name: Some(rule.name),
+                ..RealtimeAlert::new("rule_error", error)
+            }),
+            Outcome::Holds { rule, value } => {
+                let message = format!(
+                    "{} is {} ({} {} over the last {} s)",
+                    rule.metric,
+                    number(Some(value)),
+                    rule.condition,
+                    rule.threshold,
+                    rule.window_secs
+                );
                 out.push(RealtimeAlert {
-                    rule_id: Some(r.id),
-                    name: Some(r.name),
-                    ..RealtimeAlert::new("rule_error", message)
+                    rule_id: Some(rule.id),
+                    name: Some(rule.name),
+                    metric: Some(rule.metric),
+                    value: Some(number(Some(value))),
+                    condition: Some(rule.condition),
+                    threshold: Some(rule.threshold),
+                    ..RealtimeAlert::new("rule", message)
                 });
-                continue;
             }
-        };
-        let window = Window { start: now - Duration::seconds(r.window_secs), end: now };
-        let q = Query {
-            kind: Kind::Aggregate,
-            series: vec![Series { label: r.metric.clone(), expr }],
-            by: Vec::new(),
-            granularity: None,
-            range: DateRange::default(),
-            tz: chrono_tz::Tz::UTC,
-            limit: 1,
-        };
-        let done = analytics::execute(state, tenant, &q, window, None, None).await?;
-        let value = done.rows.first().and_then(|row| row.values[0]).or(q.series[0].expr.is_additive().then_some(0.0));
-        let Some(v) = value else { continue };
-        let holds = match r.condition.as_str() {
-            "gt" => v > r.threshold,
-            "gte" => v >= r.threshold,
-            "lt" => v < r.threshold,
-            "lte" => v <= r.threshold,
-            _ => v == r.threshold,
-        };
-        if holds {
-            let message = format!(
-                "{} is {} ({} {} over the last {} s)",
-                r.metric,
-                number(Some(v)),
-                r.condition,
-                r.threshold,
-                r.window_secs
-            );
-            out.push(RealtimeAlert {
-                rule_id: Some(r.id),
-                name: Some(r.name),
-                metric: Some(r.metric),
-                value: Some(number(Some(v))),
-                condition: Some(r.condition),
-                threshold: Some(r.threshold),
-                ..RealtimeAlert::new("rule", message)
-            });
+            Outcome::Quiet { .. } => {}
         }
     }
     Ok(out)

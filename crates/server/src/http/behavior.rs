@@ -4,9 +4,9 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiJson;
-use crate::analytics::{self, problem};
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
+use crate::service::analytics::{self, problem};
 use axum::Json;
 use axum::extract::State;
 use chrono::Utc;

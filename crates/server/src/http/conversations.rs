@@ -122,7 +122,7 @@ pub async fn analytics(
         w
     };
     let bot = p.bot_id.filter(|b| !b.is_empty());
-    let limit = crate::analytics::time_limit(&state, None);
+    let limit = crate::service::analytics::time_limit(&state, None);
     let q = ConversationQuery { window: w, bot, granularity: g, tz };
     let f = state.engine.conversations(&caller.tenant, &q, limit).await?;
     if f.timeline_truncated {

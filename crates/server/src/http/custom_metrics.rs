@@ -4,8 +4,8 @@
 
 use super::error::{ApiError, ApiResult};
 use super::resource::Resource;
-use crate::analytics::{TenantCatalog, problem};
 use crate::app::AppState;
+use crate::service::analytics::{TenantCatalog, problem};
 use crate::store::StoredResource;
 use chrono::SecondsFormat;
 use serde::Serialize;

@@ -4,9 +4,9 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::ApiQuery;
-use crate::analytics;
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
+use crate::service::analytics;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -311,7 +311,7 @@ pub async fn segments(caller: Caller<CanRead>, State(state): State<AppState>) ->
         .collect();
     // The tenant's own segments (`/api/v1/analytics/segments`) follow the RFM ones.
     let mut list = list;
-    let limit = crate::analytics::time_limit(&state, None);
+    let limit = crate::service::analytics::time_limit(&state, None);
     for seg in super::resource::all::<super::segments::Segments>(&state, &caller.tenant).await? {
         let now = Utc::now();
         let conditions = seg.body.get("conditions").cloned().unwrap_or(Value::Null);

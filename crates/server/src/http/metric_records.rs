@@ -5,10 +5,10 @@
 use super::error::{ApiError, ApiResult};
 use super::events::rfc3339;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::analytics;
 use crate::app::AppState;
 use crate::auth::{Caller, CanIngest, CanManage, CanRead};
 use crate::ingest::IngestError;
+use crate::service::analytics;
 use crate::store::{MetricChange, MetricFilter, MetricRecord, Page};
 use axum::Json;
 use axum::extract::{RawQuery, State};

@@ -4,9 +4,9 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery};
-use crate::analytics::{self, parse_with};
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
+use crate::service::analytics::{self, parse_with};
 use axum::Json;
 use axum::extract::State;
 use chrono::{SecondsFormat, Utc};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sightline_core::code::FieldError;
 use sightline_core::model::Role;
-use sightline_core::query::answer::{change_percent, number, objects, shape};
+use sightline_core::query::answer::{number, objects, shape};
 use sightline_core::query::insight::{
     Kind, Query, Series, and_filters, parse_dimension, parse_limit, parse_query, sources_of, with_aggregation,
 };
@@ -401,27 +401,14 @@ pub async fn summary(
     let now = Utc::now();
     let (full, prev_full) = DateRange::Named(named).resolve(tz, now).map_err(ApiError::internal)?;
     let (current, previous) = to_date(full, prev_full, now);
-    let q = Query {
-        kind: Kind::Compare,
-        series,
-        by: Vec::new(),
-        granularity: None,
-        range: DateRange::Named(named),
-        tz,
-        limit: 2,
-    };
-    let out = analytics::execute(&state, &tenant, &q, current, Some(previous), None).await?;
-    let find = |cur: bool| out.rows.iter().find(|r| r.current == Some(cur));
-    let mut metrics = std::collections::BTreeMap::new();
-    for (i, s) in q.series.iter().enumerate() {
-        let empty = s.expr.is_additive().then_some(0.0);
-        let c = find(true).and_then(|r| r.values[i]).or(empty);
-        let pv = find(false).and_then(|r| r.values[i]).or(empty);
-        metrics.insert(
-            s.label.clone(),
-            Change { current: number(c), previous: number(pv), change_percent: json!(change_percent(c, pv)) },
-        );
-    }
+    let changes = crate::service::metrics::compare(&state, &tenant, series, current, previous, tz).await?;
+    let metrics = changes
+        .into_iter()
+        .map(|m| {
+            let change = json!(m.change_percent);
+            (m.label, Change { current: number(m.current), previous: number(m.previous), change_percent: change })
+        })
+        .collect();
     Ok(Json(Summary {
         period,
         metrics,

@@ -87,7 +87,7 @@ pub struct Realtime {
 
 pub async fn realtime(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Realtime>> {
     let now = Utc::now();
-    let limit = crate::analytics::time_limit(&state, None);
+    let limit = crate::service::analytics::time_limit(&state, None);
     let figures = state.engine.realtime(&caller.tenant, now, limit).await?;
     let (cur, prev) = (figures.current, figures.previous);
     let per_minute = (cur.messages / WINDOW_MINUTES as f64 * 100.0).round() / 100.0;

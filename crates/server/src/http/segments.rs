@@ -127,7 +127,7 @@ fn parse_body(body: &Value) -> ApiResult<(String, Value)> {
 async fn member_count(state: &AppState, tenant: &TenantId, conditions: &Value) -> ApiResult<u64> {
     let now = Utc::now();
     let conds = parse_conditions(conditions, now).map_err(ApiError::invalid)?;
-    let limit = crate::analytics::time_limit(state, None);
+    let limit = crate::service::analytics::time_limit(state, None);
     Ok(state.engine.segment_summary(tenant, &conds, now, limit).await?.members)
 }
 
@@ -164,7 +164,7 @@ pub async fn members(
     let now = Utc::now();
     let conds = parse_conditions(&s.body["conditions"], now).map_err(ApiError::invalid)?;
     let page = MemberPage { limit, offset: p.skip.unwrap_or(0) };
-    let time_limit = crate::analytics::time_limit(&state, None);
+    let time_limit = crate::service::analytics::time_limit(&state, None);
     let data = state.engine.segment_members(&caller.tenant, &conds, now, page, time_limit).await?;
     Ok(Json(Members { segment_id: s.id, segment_name: s.name, data }))
 }

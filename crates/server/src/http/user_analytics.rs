@@ -105,7 +105,7 @@ pub async fn analytics(
         DateRange::Between(Bound::Ago(30, Unit::Day), Bound::Now).resolve(tz, now).map_err(ApiError::internal)?;
     // The last 30 local days with today whole: an event stamped later today counts.
     let days30 = sightline_core::query::time::Window { start: days30.start, end: today.end };
-    let limit = crate::analytics::time_limit(&state, None);
+    let limit = crate::service::analytics::time_limit(&state, None);
     let q = UserQuery { user_id: user.clone(), window: w, days30, today, now, tz };
     let Some(f) = state.engine.user(&caller.tenant, &q, limit).await? else {
         return Err(ApiError::not_found(format!("no events of user '{user}'")));
