@@ -24,6 +24,31 @@ pub enum SqlValue {
     Null,
 }
 
+/// The SQL dialect of an analytics engine. Compilers write through a builder made for
+/// the engine's dialect ([`SqlBuilder::in_dialect`]) and ask it for the fragments that
+/// differ between engines; ClickHouse (cluster mode) adds its arms here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    DuckDb,
+}
+
+impl Dialect {
+    /// The function that reads a JSON value's text at a path: `f(column, path)`.
+    pub fn json_text_fn(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "json_extract_string",
+        }
+    }
+
+    /// The function that turns a timestamp into epoch microseconds.
+    pub fn epoch_us_fn(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "epoch_us",
+        }
+    }
+}
+
 /// A stored relation that holds every tenant's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -46,14 +71,46 @@ impl Stored {
 pub struct SqlBuilder {
     sql: String,
     params: Vec<SqlValue>,
+    dialect: Dialect,
     /// Where [`SqlBuilder::from_tenant`] named a stored relation: the only places one may
     /// be named.
     scoped_at: Vec<usize>,
 }
 
 impl SqlBuilder {
+    /// A DuckDB statement (the embedded engine's own store code).
     pub fn new(sql: &str) -> Self {
-        Self { sql: sql.to_owned(), params: Vec::new(), scoped_at: Vec::new() }
+        Self::in_dialect(Dialect::DuckDb, sql)
+    }
+
+    /// A statement for an engine of `dialect`: what the compilers write.
+    pub fn in_dialect(dialect: Dialect, sql: &str) -> Self {
+        Self { sql: sql.to_owned(), params: Vec::new(), dialect, scoped_at: Vec::new() }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Appends the text of `column`'s JSON value at `key` (a top-level key, bound as a
+    /// JSON path): `json_extract_string(properties, ?)` in DuckDB.
+    pub fn json_text(&mut self, column: &'static str, key: &str) -> &mut Self {
+        let f = self.dialect.json_text_fn();
+        self.sql.push_str(f);
+        self.sql.push('(');
+        self.sql.push_str(column);
+        let path = crate::query::field::PropertyPath::parse(key).expect("a key of the program").json_path();
+        self.push_bind(", ", SqlValue::Text(path)).push(")")
+    }
+
+    /// Appends `expr` (an expression of the program) as epoch microseconds.
+    pub fn epoch_us(&mut self, expr: &str) -> &mut Self {
+        let f = self.dialect.epoch_us_fn();
+        self.sql.push_str(f);
+        self.sql.push('(');
+        self.sql.push_str(expr);
+        self.sql.push(')');
+        self
     }
 
     /// Appends ` FROM <one tenant's rows of rel> AS <alias>`: the filter comes with the

@@ -19,11 +19,7 @@ use super::time::{Granularity, MAX_BUCKETS, Window, offsets};
 use crate::model::TenantId;
 use crate::sql::{SqlBuilder, SqlValue};
 
-/// The SQL dialect of the analytics engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    DuckDb,
-}
+pub use crate::sql::Dialect;
 
 /// What the columns of a compiled query's rows mean, in order: the bucket (local wall
 /// time as epoch microseconds), the breakdown values (text), whether the row belongs to
@@ -70,7 +66,6 @@ pub fn compile_with(
     dialect: Dialect,
     cols: &PropertyColumns,
 ) -> Result<Compiled, String> {
-    let _ = dialect; // one dialect so far; ClickHouse joins in cluster mode
     let period = match (q.kind, previous) {
         (Kind::Compare, Some(p)) => {
             if p.end > window.start || p.end <= p.start {
@@ -115,7 +110,7 @@ pub fn compile_with(
         g
     };
 
-    let mut b = SqlBuilder::new("SELECT ");
+    let mut b = SqlBuilder::in_dialect(dialect, "SELECT ");
     // Outer select list: group columns, then series.
     let alias = |src: Source| if src == Source::Events { "e" } else { "m" };
     let mut first = true;
@@ -130,7 +125,7 @@ pub fn compile_with(
         let col =
             if sources.len() == 2 { format!("coalesce(e.{c}, m.{c})") } else { format!("{}.{c}", alias(sources[0])) };
         if c == "b" {
-            b.push_trusted(&format!("epoch_us({col}) AS b"));
+            b.epoch_us(&col).push(" AS b");
         } else {
             b.push_trusted(&format!("{col} AS {c}"));
         }
@@ -408,7 +403,7 @@ pub(crate) fn filter_of(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Filter) 
 fn text_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
     match f {
         Field::CustomerId => {
-            b.push("coalesce(json_extract_string(properties, '$.customer_id'), user_id)");
+            b.push("coalesce(").json_text("properties", "customer_id").push(", user_id)");
         }
         Field::Value => {
             b.push("CAST(value AS VARCHAR)");
@@ -421,7 +416,8 @@ fn text_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
                 b.push(col);
             }
             (col, Some(path)) => {
-                b.push("json_extract_string(").push(col).push_bind(", ", SqlValue::Text(path.json_path())).push(")");
+                let f = b.dialect().json_text_fn();
+                b.push_trusted(f).push("(").push(col).push_bind(", ", SqlValue::Text(path.json_path())).push(")");
             }
         },
     }

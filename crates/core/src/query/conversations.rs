@@ -16,7 +16,7 @@ use super::compile::local_bucket;
 use super::field::PropertyColumns;
 use super::time::{Granularity, Window};
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 
 /// The conversations CTE (`conv`): one row per conversation of the window.
 fn conversations(b: &mut SqlBuilder, tenant: &TenantId, w: Window, cols: &PropertyColumns) {
@@ -45,8 +45,14 @@ fn conversations(b: &mut SqlBuilder, tenant: &TenantId, w: Window, cols: &Proper
 }
 
 /// Summary: one row of (total, completed, resolved, average duration s, average messages).
-pub fn summary_sql(tenant: &TenantId, w: Window, bot: Option<&str>, cols: &PropertyColumns) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("");
+pub fn summary_sql(
+    tenant: &TenantId,
+    w: Window,
+    bot: Option<&str>,
+    cols: &PropertyColumns,
+    d: Dialect,
+) -> (String, Vec<SqlValue>) {
+    let mut b = SqlBuilder::in_dialect(d, "");
     conversations(&mut b, tenant, w, cols);
     b.push(" SELECT count(*), count(*) FILTER (WHERE completed), count(*) FILTER (WHERE resolved),");
     b.push(" avg(epoch(ended) - epoch(started)), avg(messages) FROM conv");
@@ -64,8 +70,9 @@ pub fn timeline_sql(
     g: Granularity,
     tz: chrono_tz::Tz,
     cols: &PropertyColumns,
+    d: Dialect,
 ) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("");
+    let mut b = SqlBuilder::in_dialect(d, "");
     conversations(&mut b, tenant, w, cols);
     b.push(" SELECT strftime(");
     local_bucket(&mut b, g, tz, w, "started");
@@ -82,8 +89,14 @@ pub fn timeline_sql(
 }
 
 /// Topics: (topic, conversations, conversations with any topic), most first, at most 50.
-pub fn topics_sql(tenant: &TenantId, w: Window, bot: Option<&str>, cols: &PropertyColumns) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("");
+pub fn topics_sql(
+    tenant: &TenantId,
+    w: Window,
+    bot: Option<&str>,
+    cols: &PropertyColumns,
+    d: Dialect,
+) -> (String, Vec<SqlValue>) {
+    let mut b = SqlBuilder::in_dialect(d, "");
     conversations(&mut b, tenant, w, cols);
     b.push(" SELECT topic, count(*) AS n, sum(count(*)) OVER () AS all_topics FROM conv WHERE topic IS NOT NULL");
     if let Some(bot) = bot {

@@ -17,7 +17,7 @@ use super::filter::{Filter, parse_filter};
 use super::time::{DateRange, Window, parse_range, parse_tz};
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 use chrono::Duration;
 use chrono_tz::Tz;
 use serde_json::{Value, json};
@@ -203,9 +203,9 @@ pub fn parse_funnel(v: &Value) -> Result<Funnel, Vec<FieldError>> {
 
 /// The funnel as one statement. Rows: the breakdown value (when split), the users at each
 /// step, then the median seconds from each step to the next.
-pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &PropertyColumns) -> Compiled {
+pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &PropertyColumns, d: Dialect) -> Compiled {
     let n = f.steps.len();
-    let mut b = SqlBuilder::new("WITH e AS (SELECT user_id, ts");
+    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT user_id, ts");
     for (i, s) in f.steps.iter().enumerate() {
         b.push(", (");
         step_sql(&mut b, s, cols);
@@ -404,7 +404,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.window, Duration::days(14));
         let (w, _) = f.range.resolve(f.tz, chrono::Utc::now()).unwrap();
-        let c = compile_funnel(&f, &TenantId::parse("t").unwrap(), w, &PropertyColumns::default());
+        let c = compile_funnel(&f, &TenantId::parse("t").unwrap(), w, &PropertyColumns::default(), Dialect::DuckDb);
         assert_eq!(c.sql.matches('?').count(), c.params.len());
         assert!(c.sql.contains("tenant_id = ?"));
         assert!(!c.sql.contains("user_registered"), "event names are bound");

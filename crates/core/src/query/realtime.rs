@@ -13,7 +13,7 @@
 
 use super::time::Window;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 use chrono::{DateTime, Duration, Utc};
 
 pub const WINDOW_MINUTES: i64 = 5;
@@ -32,10 +32,10 @@ pub fn windows(now: DateTime<Utc>) -> (Window, Window, Window) {
 /// Rows: one per window (`current`, `previous`) with (users, conversations, messages,
 /// average response ms, average satisfaction, events), then `baseline` with the events of
 /// the 24 hours before.
-pub fn realtime_sql(tenant: &TenantId, now: DateTime<Utc>) -> (String, Vec<SqlValue>) {
+pub fn realtime_sql(tenant: &TenantId, now: DateTime<Utc>, d: Dialect) -> (String, Vec<SqlValue>) {
     let (cur, prev, base) = windows(now);
     let at = |t: DateTime<Utc>| SqlValue::TimestampMicros(t.timestamp_micros());
-    let mut b = SqlBuilder::new("WITH e AS (SELECT ts, user_id, event_name, properties");
+    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT ts, user_id, event_name, properties");
     b.from_tenant(Stored::Events, tenant, "t");
     b.push_bind(" WHERE ((ts >= ", at(base.start)).push_bind(" AND ts < ", at(cur.end)).push(")");
     b.push_bind(" OR (ts >= ", at(prev.start)).push_bind(" AND ts < ", at(prev.end)).push(")))");
@@ -43,10 +43,12 @@ pub fn realtime_sql(tenant: &TenantId, now: DateTime<Utc>) -> (String, Vec<SqlVa
         b.push(if name == "current" { " SELECT " } else { " UNION ALL SELECT " });
         b.bind(SqlValue::Text(name.into()));
         b.push(", CAST(count(DISTINCT user_id) AS DOUBLE),");
-        b.push(" CAST(count(DISTINCT json_extract_string(properties, '$.conversation_id')) AS DOUBLE),");
+        b.push(" CAST(count(DISTINCT ").json_text("properties", "conversation_id").push(") AS DOUBLE),");
         b.push(" CAST(count(*) FILTER (WHERE event_name = 'message') AS DOUBLE),");
-        b.push(" avg(TRY_CAST(json_extract_string(properties, '$.response_time_ms') AS DOUBLE)),");
-        b.push(" avg(TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE)) FILTER (WHERE event_name = 'satisfaction'),");
+        b.push(" avg(TRY_CAST(").json_text("properties", "response_time_ms").push(" AS DOUBLE)),");
+        b.push(" avg(TRY_CAST(")
+            .json_text("properties", "score")
+            .push(" AS DOUBLE)) FILTER (WHERE event_name = 'satisfaction'),");
         b.push(" CAST(count(*) AS DOUBLE) FROM e");
         b.push_bind(" WHERE ts >= ", at(w.start)).push_bind(" AND ts < ", at(w.end));
     }

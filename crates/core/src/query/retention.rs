@@ -16,7 +16,7 @@ use super::compile::{Compiled, Layout, local_bucket};
 use super::time::{DateRange, Granularity, Window, parse_range, parse_tz, utc_to_local};
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 use chrono::{Duration, Months, NaiveDateTime};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
@@ -141,7 +141,7 @@ pub fn activity_end(r: &Retention, range: Window) -> chrono::DateTime<chrono::Ut
 
 /// Rows: (cohort bucket, [kind, k], users) where kind is `size` (k = 0), `active` (users
 /// active in period k) or `last` (users whose last active period is k).
-pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Compiled {
+pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dialect) -> Compiled {
     let end = activity_end(r, range);
     // Activity is read from a period before the range: a return in the first cohort's own
     // period may come before the range's first day (a range starting on a Wednesday).
@@ -152,7 +152,7 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     };
     let wide = Window { start: range.start - lead, end };
     let micros = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
-    let mut b = SqlBuilder::new("WITH firsts AS (SELECT user_id, min(ts) AS t0");
+    let mut b = SqlBuilder::in_dialect(d, "WITH firsts AS (SELECT user_id, min(ts) AS t0");
     b.from_tenant(Stored::Events, tenant, "t").push(" WHERE user_id IS NOT NULL");
     if let Some(e) = &r.start_event {
         b.push_bind(" AND event_name = ", SqlValue::Text(e.clone()));
@@ -172,10 +172,15 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window) -> Com
     b.push("), k AS (SELECT cohort.user_id, cohort.c, CAST(date_diff('");
     b.push(unit(r.granularity));
     b.push("', cohort.c, act.p) AS BIGINT) AS k FROM cohort JOIN act ON act.user_id = cohort.user_id WHERE act.p >= cohort.c)");
-    b.push(" SELECT epoch_us(c), 'size', '0', CAST(count(*) AS DOUBLE) FROM cohort GROUP BY 1");
-    b.push(" UNION ALL SELECT epoch_us(c), 'active', CAST(k AS VARCHAR), CAST(count(*) AS DOUBLE) FROM k WHERE k <= ");
+    b.push(" SELECT ").epoch_us("c").push(", 'size', '0', CAST(count(*) AS DOUBLE) FROM cohort GROUP BY 1");
+    b.push(" UNION ALL SELECT ")
+        .epoch_us("c")
+        .push(", 'active', CAST(k AS VARCHAR), CAST(count(*) AS DOUBLE) FROM k WHERE k <= ");
     b.bind(SqlValue::Int(r.periods as i64)).push(" GROUP BY 1, 3");
-    b.push(" UNION ALL SELECT epoch_us(c), 'last', CAST(lastk AS VARCHAR), CAST(count(*) AS DOUBLE) FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= ");
+    b.push(" UNION ALL SELECT ").epoch_us("c");
+    b.push(
+        ", 'last', CAST(lastk AS VARCHAR), CAST(count(*) AS DOUBLE) FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= ",
+    );
     b.bind(SqlValue::Int(r.periods as i64));
     b.push(" GROUP BY user_id, c) GROUP BY 1, 3");
     let (sql, params) = b.into_parts();
@@ -253,7 +258,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.granularity, Granularity::Week);
         let (w, _) = r.range.resolve(r.tz, chrono::Utc::now()).unwrap();
-        let c = compile_retention(&r, &TenantId::parse("t").unwrap(), w);
+        let c = compile_retention(&r, &TenantId::parse("t").unwrap(), w, Dialect::DuckDb);
         assert_eq!(c.sql.matches('?').count(), c.params.len());
         assert_eq!(c.sql.matches("tenant_id = ?").count(), 2);
         let errs =

@@ -16,7 +16,7 @@ use super::compile::{Compiled, Layout};
 use super::field::{Field, PropertyColumns, PropertyPath};
 use super::metric::PURCHASE_EVENTS;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 use chrono::{DateTime, Utc};
 
 /// A segment: key, name, description, the R scores and the F scores it covers.
@@ -70,12 +70,13 @@ pub fn compile_rfm(
     since: Option<DateTime<Utc>>,
     until: DateTime<Utc>,
     cols: &PropertyColumns,
+    d: Dialect,
 ) -> Compiled {
     let amount = PropertyPath::parse("amount").expect("a valid key");
     let customer = PropertyPath::parse("customer_id").expect("a valid key");
     // A kept column when there is one, else the JSON.
     let read = |b: &mut SqlBuilder, p: &PropertyPath| super::compile::text_of(b, cols, &Field::Property(p.clone()));
-    let mut b = SqlBuilder::new("WITH p AS (SELECT coalesce(");
+    let mut b = SqlBuilder::in_dialect(d, "WITH p AS (SELECT coalesce(");
     read(&mut b, &customer);
     b.push(", user_id) AS customer_id, ts, TRY_CAST(");
     read(&mut b, &amount);
@@ -96,7 +97,8 @@ pub fn compile_rfm(
     b.push("), c AS (SELECT customer_id, min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n, coalesce(sum(amount), 0) AS spent FROM p WHERE customer_id IS NOT NULL GROUP BY 1)");
     b.push(" SELECT customer_id, CAST(ntile(5) OVER (ORDER BY last_ts, customer_id) AS DOUBLE),");
     b.push(" CAST(ntile(5) OVER (ORDER BY n, customer_id) AS DOUBLE), CAST(ntile(5) OVER (ORDER BY spent, customer_id) AS DOUBLE),");
-    b.push(" CAST(epoch_us(first_ts) AS DOUBLE), CAST(epoch_us(last_ts) AS DOUBLE), CAST(n AS DOUBLE), spent FROM c");
+    b.push(" CAST(").epoch_us("first_ts").push(" AS DOUBLE), CAST(").epoch_us("last_ts");
+    b.push(" AS DOUBLE), CAST(n AS DOUBLE), spent FROM c");
     let (sql, params) = b.into_parts();
     Compiled { sql, params, layout: Layout { bucket: false, dims: 1, period: false, series: 7 }, max_rows: usize::MAX }
 }
@@ -142,7 +144,8 @@ mod tests {
 
     #[test]
     fn compiles_with_bound_values() {
-        let c = compile_rfm(&TenantId::parse("t").unwrap(), None, Utc::now(), &PropertyColumns::default());
+        let c =
+            compile_rfm(&TenantId::parse("t").unwrap(), None, Utc::now(), &PropertyColumns::default(), Dialect::DuckDb);
         assert_eq!(c.sql.matches('?').count(), c.params.len());
         assert!(!c.sql.contains("purchase"));
     }

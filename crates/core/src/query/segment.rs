@@ -17,7 +17,7 @@ use super::session::{Narrow, from_sessionized};
 use super::time::{Bound, Unit, parse_bound};
 use crate::code::FieldError;
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue};
+use crate::sql::{Dialect, SqlBuilder, SqlValue};
 use chrono::{DateTime, Duration, Months, Utc};
 use serde_json::Value;
 
@@ -164,7 +164,8 @@ fn users(b: &mut SqlBuilder, tenant: &TenantId, now: DateTime<Utc>) {
         }
         b.bind(SqlValue::Text((*e).to_owned()));
     }
-    b.push(")) AS total_purchases, coalesce(sum(TRY_CAST(json_extract_string(properties, '$.amount') AS DOUBLE)) FILTER (WHERE event_name IN (");
+    b.push(")) AS total_purchases, coalesce(sum(TRY_CAST(").json_text("properties", "amount");
+    b.push(" AS DOUBLE)) FILTER (WHERE event_name IN (");
     for (i, e) in PURCHASE_EVENTS.iter().enumerate() {
         if i > 0 {
             b.push(", ");
@@ -216,8 +217,8 @@ fn where_sql(b: &mut SqlBuilder, conds: &[Condition]) {
 }
 
 /// One row: the number of members and their average `total_spent`.
-pub fn summary_sql(tenant: &TenantId, conds: &[Condition], now: DateTime<Utc>) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("");
+pub fn summary_sql(tenant: &TenantId, conds: &[Condition], now: DateTime<Utc>, d: Dialect) -> (String, Vec<SqlValue>) {
+    let mut b = SqlBuilder::in_dialect(d, "");
     users(&mut b, tenant, now);
     b.push(" SELECT count(*), coalesce(avg(total_spent), 0) FROM s");
     where_sql(&mut b, conds);
@@ -231,8 +232,9 @@ pub fn members_sql(
     now: DateTime<Utc>,
     limit: usize,
     offset: usize,
+    d: Dialect,
 ) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("");
+    let mut b = SqlBuilder::in_dialect(d, "");
     users(&mut b, tenant, now);
     b.push(" SELECT user_id, total_events, total_sessions, total_purchases, total_spent, total_messages, first_seen,");
     b.push(" last_active, days_since_last_active, previous_activity FROM s");
@@ -265,7 +267,7 @@ mod tests {
         let errs = parse_conditions(&json!([{"field": "email", "operator": "~", "value": 1}, {"field": "total_events", "operator": ">", "value": "x"}]), now)
             .unwrap_err();
         assert_eq!(errs.len(), 3);
-        let (sql, params) = summary_sql(&TenantId::parse("t").unwrap(), &c, now);
+        let (sql, params) = summary_sql(&TenantId::parse("t").unwrap(), &c, now, Dialect::DuckDb);
         assert_eq!(sql.matches('?').count(), params.len());
     }
 }

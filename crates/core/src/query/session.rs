@@ -52,10 +52,11 @@ pub fn from_sessionized(b: &mut SqlBuilder, tenant: &TenantId, narrow: Narrow<'_
     b.push(" WHERE (session_id IS NOT NULL OR user_id IS NULL)");
     narrow.push(b);
     // A running maximum of the times that open a session is the current session's start.
-    b.push(" UNION ALL SELECT * EXCLUDE (opens), user_id || '#' || CAST(epoch_us(max(CASE WHEN opens THEN ts END)");
     // The default frame (RANGE) holds the events of the same instant together, whichever
     // of them the sort put first.
-    b.push(" OVER (PARTITION BY user_id ORDER BY ts)) AS VARCHAR) AS session_key");
+    b.push(" UNION ALL SELECT * EXCLUDE (opens), user_id || '#' || CAST(");
+    b.epoch_us("max(CASE WHEN opens THEN ts END) OVER (PARTITION BY user_id ORDER BY ts)");
+    b.push(" AS VARCHAR) AS session_key");
     b.push(" FROM (SELECT *, coalesce(lag(ts) OVER (PARTITION BY user_id ORDER BY ts) < ts - INTERVAL ");
     b.push_trusted(&SESSION_GAP_SECS.to_string());
     b.push(" SECOND, true) AS opens");

@@ -17,7 +17,7 @@ use super::compile::local_bucket;
 use super::session::{Narrow, from_sessionized};
 use super::time::{Granularity, Window};
 use crate::model::TenantId;
-use crate::sql::{SqlBuilder, SqlValue, Stored};
+use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 
 fn scan(b: &mut SqlBuilder, tenant: &TenantId, user: &str, w: Window) {
     b.push("SELECT *").from_tenant(Stored::Events, tenant, "t");
@@ -28,25 +28,25 @@ fn scan(b: &mut SqlBuilder, tenant: &TenantId, user: &str, w: Window) {
 
 /// One row: (sessions, average session seconds, messages, last active, satisfaction,
 /// events).
-pub fn activity_sql(tenant: &TenantId, user: &str, w: Window) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new("WITH e AS (SELECT session_key, ts, event_name, properties");
+pub fn activity_sql(tenant: &TenantId, user: &str, w: Window, d: Dialect) -> (String, Vec<SqlValue>) {
+    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT session_key, ts, event_name, properties");
     let narrow = Narrow { from: Some(w.start), until: Some(w.end), inclusive: false, user: Some(user) };
     from_sessionized(&mut b, tenant, narrow, "s");
     b.push("), per AS (SELECT session_key, epoch(max(ts)) - epoch(min(ts)) AS secs FROM e GROUP BY session_key)");
     b.push(" SELECT (SELECT count(*) FROM per), (SELECT avg(secs) FROM per),");
     b.push(" (SELECT count(*) FROM e WHERE event_name = 'message'), (SELECT max(ts) FROM e),");
-    b.push(" (SELECT avg(TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE)) FROM e WHERE event_name = 'satisfaction'),");
+    b.push(" (SELECT avg(TRY_CAST(").json_text("properties", "score");
+    b.push(" AS DOUBLE)) FROM e WHERE event_name = 'satisfaction'),");
     b.push(" (SELECT count(*) FROM e)");
     b.into_parts()
 }
 
 /// Rows of topics, first seen first.
-pub fn topics_sql(tenant: &TenantId, user: &str, w: Window) -> (String, Vec<SqlValue>) {
-    let mut b = SqlBuilder::new(
-        "SELECT topic FROM (SELECT json_extract_string(properties, '$.topic') AS topic, min(ts) AS first FROM (",
-    );
+pub fn topics_sql(tenant: &TenantId, user: &str, w: Window, d: Dialect) -> (String, Vec<SqlValue>) {
+    let mut b = SqlBuilder::in_dialect(d, "SELECT topic FROM (SELECT ");
+    b.json_text("properties", "topic").push(" AS topic, min(ts) AS first FROM (");
     scan(&mut b, tenant, user, w);
-    b.push(") WHERE json_extract_string(properties, '$.topic') IS NOT NULL GROUP BY 1) ORDER BY first, topic LIMIT 20");
+    b.push(") GROUP BY 1) WHERE topic IS NOT NULL ORDER BY first, topic LIMIT 20");
     b.into_parts()
 }
 
@@ -60,10 +60,11 @@ pub fn engagement_sql(
     today: Window,
     now: chrono::DateTime<chrono::Utc>,
     tz: chrono_tz::Tz,
+    d: Dialect,
 ) -> (String, Vec<SqlValue>) {
     let u = SqlValue::Text(user.to_owned());
     let at = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
-    let mut b = SqlBuilder::new("WITH e AS (SELECT ts");
+    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT ts");
     b.from_tenant(Stored::Events, tenant, "t").push_bind(" WHERE user_id = ", u).push(")");
     b.push_bind(" SELECT coalesce(bool_or(ts >= ", at(today.start))
         .push_bind(" AND ts < ", at(today.end))
@@ -107,7 +108,8 @@ mod tests {
     #[test]
     fn user_ids_only_bind() {
         let w = Window { start: chrono::Utc::now() - chrono::Duration::days(1), end: chrono::Utc::now() };
-        let (sql, params) = activity_sql(&TenantId::parse("t").unwrap(), "u'; DROP TABLE events; --", w);
+        let (sql, params) =
+            activity_sql(&TenantId::parse("t").unwrap(), "u'; DROP TABLE events; --", w, Dialect::DuckDb);
         assert!(!sql.contains("DROP"));
         assert_eq!(sql.matches('?').count(), params.len());
     }

@@ -340,7 +340,7 @@ async fn run_sightline(
         Model::Funnel => {
             let f = parse_funnel(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let (range, _) = f.range.resolve(f.tz, now).map_err(anyhow::Error::msg)?;
-            let compiled = compile_funnel(&f, &tenant, range, cols);
+            let compiled = compile_funnel(&f, &tenant, range, cols, Dialect::DuckDb);
             let rows = reader.run(&compiled, limit).await?;
             let answer = shape_funnel(&f, &rows, &[], range);
             let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
@@ -355,7 +355,7 @@ async fn run_sightline(
             return Ok((numbers, json!({"rows": answer.rows.len()})));
         }
         Model::Rfm => {
-            let compiled = compile_rfm(&tenant, None, now, cols);
+            let compiled = compile_rfm(&tenant, None, now, cols, Dialect::DuckDb);
             let rows = reader.run(&compiled, limit).await?;
             let mut all = scored(&rows);
             all.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
@@ -365,7 +365,7 @@ async fn run_sightline(
         Model::Retention => {
             let r = parse_retention(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let (range, _) = r.range.resolve(r.tz, now).map_err(anyhow::Error::msg)?;
-            let compiled = compile_retention(&r, &tenant, range);
+            let compiled = compile_retention(&r, &tenant, range, Dialect::DuckDb);
             let rows = reader.run(&compiled, limit).await?;
             let answer = shape_retention(&r, &rows, now);
             // Every figure per (cohort, code), in the hand-written query's order: code k for

@@ -152,11 +152,11 @@ impl Engine for DuckEngine {
     }
 
     async fn funnel(&self, tenant: &TenantId, f: &Funnel, range: Window, limit: Duration) -> Result<Outcome> {
-        self.compiled(compile_funnel(f, tenant, range, &self.cols), limit).await
+        self.compiled(compile_funnel(f, tenant, range, &self.cols, DIALECT), limit).await
     }
 
     async fn retention(&self, tenant: &TenantId, r: &Retention, range: Window, limit: Duration) -> Result<Outcome> {
-        self.compiled(compile_retention(r, tenant, range), limit).await
+        self.compiled(compile_retention(r, tenant, range, DIALECT), limit).await
     }
 
     async fn rfm(
@@ -166,15 +166,15 @@ impl Engine for DuckEngine {
         until: DateTime<Utc>,
         limit: Duration,
     ) -> Result<Vec<Scored>> {
-        let out = self.compiled(compile_rfm(tenant, since, until, &self.cols), limit).await?;
+        let out = self.compiled(compile_rfm(tenant, since, until, &self.cols, DIALECT), limit).await?;
         Ok(scored(&out.rows))
     }
 
     async fn user(&self, tenant: &TenantId, q: &UserQuery, limit: Duration) -> Result<Option<UserFigures>> {
         let (activity, topics, engagement) = tokio::try_join!(
-            self.cells(user::activity_sql(tenant, &q.user_id, q.window), limit, 1),
-            self.cells(user::topics_sql(tenant, &q.user_id, q.window), limit, 20),
-            self.cells(user::engagement_sql(tenant, &q.user_id, q.days30, q.today, q.now, q.tz), limit, 1),
+            self.cells(user::activity_sql(tenant, &q.user_id, q.window, DIALECT), limit, 1),
+            self.cells(user::topics_sql(tenant, &q.user_id, q.window, DIALECT), limit, 20),
+            self.cells(user::engagement_sql(tenant, &q.user_id, q.days30, q.today, q.now, q.tz, DIALECT), limit, 1),
         )?;
         // (active today, active days of 30, active in 7 days, in 14 days, any event ever)
         let e = engagement.first().unwrap_or_default();
@@ -205,13 +205,13 @@ impl Engine for DuckEngine {
     ) -> Result<ConversationFigures> {
         let (w, bot, cols) = (q.window, q.bot.as_deref(), &self.cols);
         let (summary, timeline, topics) = tokio::try_join!(
-            self.cells(conversations::summary_sql(tenant, w, bot, cols), limit, 1),
+            self.cells(conversations::summary_sql(tenant, w, bot, cols, DIALECT), limit, 1),
             self.cells(
-                conversations::timeline_sql(tenant, w, bot, q.granularity, q.tz, cols),
+                conversations::timeline_sql(tenant, w, bot, q.granularity, q.tz, cols, DIALECT),
                 limit,
                 MAX_CONVERSATION_BUCKETS
             ),
-            self.cells(conversations::topics_sql(tenant, w, bot, cols), limit, 50),
+            self.cells(conversations::topics_sql(tenant, w, bot, cols, DIALECT), limit, 50),
         )?;
         // (total, completed, resolved, average duration s, average messages)
         let s = summary.first().unwrap_or_default();
@@ -246,7 +246,7 @@ impl Engine for DuckEngine {
         now: DateTime<Utc>,
         limit: Duration,
     ) -> Result<SegmentSummary> {
-        let c = self.cells(segment::summary_sql(tenant, conditions, now), limit, 1).await?;
+        let c = self.cells(segment::summary_sql(tenant, conditions, now, DIALECT), limit, 1).await?;
         // (members, average total_spent)
         let r = c.first().unwrap_or_default();
         Ok(SegmentSummary { members: u64_of(r.first()), average_spent: f64_of(r.get(1)).unwrap_or(0.0) })
@@ -260,7 +260,7 @@ impl Engine for DuckEngine {
         page: MemberPage,
         limit: Duration,
     ) -> Result<Vec<SegmentMember>> {
-        let statement = segment::members_sql(tenant, conditions, now, page.limit, page.offset);
+        let statement = segment::members_sql(tenant, conditions, now, page.limit, page.offset, DIALECT);
         let c = self.cells(statement, limit, page.limit).await?;
         // In the order of segment::FIELDS, after user_id.
         Ok(c.rows
@@ -281,7 +281,7 @@ impl Engine for DuckEngine {
     }
 
     async fn realtime(&self, tenant: &TenantId, now: DateTime<Utc>, limit: Duration) -> Result<RealtimeFigures> {
-        let c = self.cells(realtime::realtime_sql(tenant, now), limit, 3).await?;
+        let c = self.cells(realtime::realtime_sql(tenant, now, DIALECT), limit, 3).await?;
         // (window, users, conversations, messages, response ms, satisfaction, events)
         let window = |name: &str| c.rows.iter().find(|r| text_of(r.first()).as_deref() == Some(name));
         let figures = |name: &str| {
