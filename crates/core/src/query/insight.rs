@@ -464,4 +464,31 @@ mod tests {
         let customers = resolve("customers", &NoCatalog).unwrap();
         assert_eq!(with_aggregation(customers.clone(), Aggregation::Sum, "customers").unwrap(), customers);
     }
+
+    /// The canned pages of the seeds are insights (`crate::engine` of the server says
+    /// so): top-N lists, per-entity lists and daily series each parse and compile.
+    #[test]
+    fn canned_pages_are_insights() {
+        use crate::query::compile::{Dialect, compile};
+        let pages = [
+            // Top 10 pages by views.
+            json!({"kind": "breakdown", "series": [{"event": "page_view", "aggregation": "count", "label": "views"}],
+                   "breakdown": ["properties.page"], "limit": 10, "date_range": "-30d"}),
+            // The most frequent events.
+            json!({"kind": "breakdown", "series": ["events"], "breakdown": ["event_name"], "limit": 20}),
+            // Per service and metric type: the average of a metric's records.
+            json!({"kind": "breakdown", "series": [{"source": "metric_records", "metric_name": "latency", "aggregation": "avg"}],
+                   "breakdown": ["service_name", "metric_type"], "date_range": "-7d"}),
+            // Daily series: active users and revenue, in a time zone.
+            json!({"kind": "trend", "series": ["users", "revenue"], "granularity": "day", "date_range": "-30d",
+                   "timezone": "America/New_York"}),
+        ];
+        let tenant = crate::model::TenantId::parse("t").unwrap();
+        for page in pages {
+            let q = parse_query(&page, &NoCatalog).unwrap_or_else(|e| panic!("{page}: {e:?}"));
+            let (w, _) = q.range.resolve(q.tz, chrono::Utc::now()).unwrap();
+            let c = compile(&q, &tenant, w, None, MAX_LIMIT, Dialect::DuckDb).unwrap_or_else(|e| panic!("{page}: {e}"));
+            assert_eq!(c.sql.matches('?').count(), c.params.len(), "{page}");
+        }
+    }
 }

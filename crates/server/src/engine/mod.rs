@@ -8,6 +8,12 @@
 //! can name a stored relation only through `SqlBuilder::from_tenant`, which brings its
 //! tenant filter with it.
 //!
+//! The canned pages of the seeds are insights: a top-N list is a `breakdown` with a
+//! `limit` (top pages, top events), a per-entity list a `breakdown` by that entity (per
+//! service, per metric type, over metric records), a daily series a `trend` by `day`;
+//! `sightline_core::query::insight` tests that each compiles. So a second engine answers
+//! them once it answers [`Engine::insight`].
+//!
 //! Sessions mean one thing in every analysis: the client's `session_id` when an event
 //! carries one, else the user's events without one, cut after 30 minutes without an event
 //! (`sightline_core::query::session`).
