@@ -20,7 +20,8 @@ use crate::model::TenantId;
 use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 use chrono::Duration;
 use chrono_tz::Tz;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -341,57 +342,133 @@ fn round2(x: f64) -> f64 {
 }
 
 /// One funnel's answer from its row's numbers (users per step, then medians).
-fn steps_json(f: &Funnel, values: &[Option<f64>]) -> Value {
+/// Seed 004's funnel answer.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelAnswer {
+    pub funnel: FunnelOut,
+    /// With a `breakdown`: one funnel per value of the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<FunnelBreakdown>,
+}
+
+/// The whole funnel.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelOut {
+    pub name: String,
+    /// `ordered`, `strict` or `any_order`.
+    pub mode: String,
+    pub conversion_window_seconds: i64,
+    pub date_range: Span,
+    #[serde(flatten)]
+    pub counts: FunnelCounts,
+}
+
+/// A period, RFC 3339 in UTC, end exclusive.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Span {
+    pub start: String,
+    pub end: String,
+}
+
+/// Users through each step.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelCounts {
+    /// Users who entered (did the first step).
+    pub total_users: u64,
+    pub steps: Vec<FunnelStepOut>,
+    /// Share of entering users who did the last step, 0 to 1.
+    pub completion_rate: f64,
+}
+
+/// One step's users.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelStepOut {
+    pub name: String,
+    pub event: String,
+    pub users: u64,
+    /// Of the users who entered, 0 to 100.
+    pub percentage: f64,
+    /// Users of the step before who did not do this one (not on the first step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_off: Option<u64>,
+    /// Median seconds from the step before (not on the first step; `null` when nobody
+    /// got here).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "median")]
+    #[schema(value_type = Option<f64>)]
+    pub median_time_from_previous_seconds: Option<Option<f64>>,
+}
+
+fn median<S: serde::Serializer>(v: &Option<Option<f64>>, s: S) -> Result<S::Ok, S::Error> {
+    super::answer::number(v.flatten()).serialize(s)
+}
+
+/// The funnel split by a field.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelBreakdown {
+    pub field: String,
+    pub values: Vec<FunnelGroup>,
+}
+
+/// The funnel of the users whose entering event had this value.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelGroup {
+    pub value: Option<String>,
+    #[serde(flatten)]
+    pub counts: FunnelCounts,
+}
+
+fn counts(f: &Funnel, values: &[Option<f64>]) -> FunnelCounts {
     let n = f.steps.len();
     let users: Vec<u64> = (0..n).map(|k| values.get(k).copied().flatten().unwrap_or(0.0) as u64).collect();
     let first = users[0];
-    let steps: Vec<Value> = f
+    let steps = f
         .steps
         .iter()
         .enumerate()
-        .map(|(k, s)| {
-            let pct = if first == 0 { 0.0 } else { round2(users[k] as f64 * 100.0 / first as f64) };
-            let mut o = json!({"name": s.name, "event": s.event, "users": users[k], "percentage": pct});
-            if k > 0 {
-                o["drop_off"] = json!(users[k - 1] - users[k].min(users[k - 1]));
-                o["median_time_from_previous_seconds"] =
-                    super::answer::number(values.get(n + k - 1).copied().flatten());
-            }
-            o
+        .map(|(k, s)| FunnelStepOut {
+            name: s.name.clone(),
+            event: s.event.clone(),
+            users: users[k],
+            percentage: if first == 0 { 0.0 } else { round2(users[k] as f64 * 100.0 / first as f64) },
+            drop_off: (k > 0).then(|| users[k - 1] - users[k].min(users[k - 1])),
+            median_time_from_previous_seconds: (k > 0).then(|| values.get(n + k - 1).copied().flatten()),
         })
         .collect();
     let completion = if first == 0 { 0.0 } else { (users[n - 1] as f64 / first as f64 * 10000.0).round() / 10000.0 };
-    json!({"total_users": first, "steps": steps, "completion_rate": completion})
+    FunnelCounts { total_users: first, steps, completion_rate: completion }
 }
 
 /// Seed 004's answer: `{"funnel": {name, total_users, steps, completion_rate, ...}}` from
 /// the whole funnel's row (a funnel compiled without breakdown), and with a breakdown,
 /// `breakdown`: one funnel per value, from `groups`.
-pub fn shape_funnel(f: &Funnel, whole: &[super::answer::Row], groups: &[super::answer::Row], range: Window) -> Value {
-    let mut funnel = steps_json(f, whole.first().map(|r| r.values.as_slice()).unwrap_or(&[]));
-    funnel["name"] = json!(f.name);
-    funnel["mode"] = json!(f.mode.name());
-    funnel["conversion_window_seconds"] = json!(f.window.num_seconds());
+pub fn shape_funnel(
+    f: &Funnel,
+    whole: &[super::answer::Row],
+    groups: &[super::answer::Row],
+    range: Window,
+) -> FunnelAnswer {
     let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    funnel["date_range"] = json!({"start": at(range.start), "end": at(range.end)});
-    let mut out = json!({ "funnel": funnel });
-    if let Some(field) = &f.breakdown {
-        let values: Vec<Value> = groups
+    let funnel = FunnelOut {
+        name: f.name.clone(),
+        mode: f.mode.name().to_owned(),
+        conversion_window_seconds: f.window.num_seconds(),
+        date_range: Span { start: at(range.start), end: at(range.end) },
+        counts: counts(f, whole.first().map(|r| r.values.as_slice()).unwrap_or(&[])),
+    };
+    let breakdown = f.breakdown.as_ref().map(|field| FunnelBreakdown {
+        field: field.label(),
+        values: groups
             .iter()
-            .map(|r| {
-                let mut g = steps_json(f, &r.values);
-                g["value"] = r.dims.first().cloned().flatten().map(Value::String).unwrap_or(Value::Null);
-                g
-            })
-            .collect();
-        out["breakdown"] = json!({"field": field.label(), "values": values});
-    }
-    out
+            .map(|r| FunnelGroup { value: r.dims.first().cloned().flatten(), counts: counts(f, &r.values) })
+            .collect(),
+    });
+    FunnelAnswer { funnel, breakdown }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn seed_004_funnel_parses_and_compiles() {

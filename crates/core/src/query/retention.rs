@@ -19,7 +19,8 @@ use crate::model::TenantId;
 use crate::sql::{Dialect, SqlBuilder, SqlValue, Stored};
 use chrono::{Duration, Months, NaiveDateTime};
 use chrono_tz::Tz;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,9 +188,48 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
     Compiled { sql, params, layout: Layout { bucket: true, dims: 2, period: false, series: 1 }, max_rows: usize::MAX }
 }
 
+/// Seed 004's cohorts answer.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RetentionAnswer {
+    pub cohorts: Vec<CohortOut>,
+    /// `day`, `week` or `month`: the unit of the periods' names (`week_0`, `week_1`, ...).
+    pub group_by: String,
+    pub periods: u32,
+}
+
+/// One cohort: its users and, per period that has begun, the share of them active in it
+/// (`retention`), active in it or later (`returning`), and their number (`counts`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CohortOut {
+    /// The cohort's first day (or hour), in the query's time zone.
+    pub cohort_date: String,
+    pub users: u64,
+    #[schema(value_type = std::collections::HashMap<String, f64>)]
+    pub retention: ByPeriod<f64>,
+    #[schema(value_type = std::collections::HashMap<String, f64>)]
+    pub returning: ByPeriod<f64>,
+    #[schema(value_type = std::collections::HashMap<String, u64>)]
+    pub counts: ByPeriod<u64>,
+}
+
+/// Figures by period name, in period order (`week_0`, `week_1`, ..., `week_10`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ByPeriod<T>(pub Vec<(String, T)>);
+
+impl<T: Serialize> Serialize for ByPeriod<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 /// Seed 004's answer: `{"cohorts": [{cohort_date, users, retention: {week_0: 1.0, ...},
 /// returning: {...}, counts: {...}}]}`. Periods that have not ended by `now` are left out.
-pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono::Utc>) -> Value {
+pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono::Utc>) -> RetentionAnswer {
     #[derive(Default)]
     struct Cohort {
         size: f64,
@@ -212,12 +252,11 @@ pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono
     }
     let today = utc_to_local(r.tz, now);
     let name = unit(r.granularity);
-    let list: Vec<Value> = cohorts
+    let list = cohorts
         .iter()
         .map(|(c, co)| {
-            let mut retention = Map::new();
-            let mut returning = Map::new();
-            let mut counts = Map::new();
+            let (mut retention, mut returning, mut counts) =
+                (ByPeriod::default(), ByPeriod::default(), ByPeriod::default());
             for k in 0..=r.periods {
                 // A period that has not begun yet has no figure.
                 let start = match r.granularity {
@@ -231,25 +270,21 @@ pub fn shape_retention(r: &Retention, rows: &[Row], now: chrono::DateTime<chrono
                 let active = co.active.get(&k).copied().unwrap_or(0.0);
                 let later = co.last.range(k..).fold(0.0, |a, (_, n)| a + n);
                 let share = |n: f64| if co.size > 0.0 { (n / co.size * 10000.0).round() / 10000.0 } else { 0.0 };
-                retention.insert(format!("{name}_{k}"), json!(share(active)));
-                returning.insert(format!("{name}_{k}"), json!(share(later)));
-                counts.insert(format!("{name}_{k}"), json!(active as u64));
+                let period = format!("{name}_{k}");
+                retention.0.push((period.clone(), share(active)));
+                returning.0.push((period.clone(), share(later)));
+                counts.0.push((period, active as u64));
             }
-            json!({
-                "cohort_date": r.granularity.label(*c),
-                "users": co.size as u64,
-                "retention": retention,
-                "returning": returning,
-                "counts": counts,
-            })
+            CohortOut { cohort_date: r.granularity.label(*c), users: co.size as u64, retention, returning, counts }
         })
         .collect();
-    json!({"cohorts": list, "group_by": name, "periods": r.periods})
+    RetentionAnswer { cohorts: list, group_by: name.to_owned(), periods: r.periods }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn seed_004_body_parses_and_compiles() {

@@ -342,7 +342,7 @@ async fn run_sightline(
             let (range, _) = f.range.resolve(f.tz, now).map_err(anyhow::Error::msg)?;
             let compiled = compile_funnel(&f, &tenant, range, cols, Dialect::DuckDb);
             let rows = reader.run(&compiled, limit).await?;
-            let answer = shape_funnel(&f, &rows, &[], range);
+            let answer = serde_json::to_value(shape_funnel(&f, &rows, &[], range))?;
             let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
             return Ok((numbers, answer));
         }
@@ -367,7 +367,7 @@ async fn run_sightline(
             let (range, _) = r.range.resolve(r.tz, now).map_err(anyhow::Error::msg)?;
             let compiled = compile_retention(&r, &tenant, range, Dialect::DuckDb);
             let rows = reader.run(&compiled, limit).await?;
-            let answer = shape_retention(&r, &rows, now);
+            let answer = serde_json::to_value(shape_retention(&r, &rows, now))?;
             // Every figure per (cohort, code), in the hand-written query's order: code k for
             // the users active in period k, -1 for the cohort's size, 100 + k for the users
             // last active in period k.

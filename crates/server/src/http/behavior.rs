@@ -11,9 +11,9 @@ use axum::Json;
 use axum::extract::State;
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::{Map, Value};
-use sightline_core::query::funnel::{Funnel, parse_funnel, shape_funnel};
-use sightline_core::query::retention::{parse_retention, shape_retention};
+use serde_json::Value;
+use sightline_core::query::funnel::{Funnel, FunnelAnswer, parse_funnel, shape_funnel};
+use sightline_core::query::retention::{RetentionAnswer, parse_retention, shape_retention};
 
 /// A funnel (seed 004).
 #[derive(utoipa::ToSchema)]
@@ -78,20 +78,20 @@ pub struct AnalysisMetadata {
     truncated: Option<bool>,
 }
 
-/// A funnel's or cohorts' answer: the analysis (steps with counts and conversion, or
-/// cohorts with their retention by period) and how long it took.
+/// A funnel's answer: steps with their users and conversion, and how long it took.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AnalysisAnswer {
+pub struct FunnelAnalysis {
     #[serde(flatten)]
-    answer: Map<String, Value>,
+    answer: FunnelAnswer,
     metadata: AnalysisMetadata,
 }
 
-fn object_of(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
+/// Cohorts with their retention by period, and how long it took.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CohortsAnalysis {
+    #[serde(flatten)]
+    answer: RetentionAnswer,
+    metadata: AnalysisMetadata,
 }
 
 /// `POST /funnels`: `{name, steps: [{name, event, filters}], date_range, conversion_window,
@@ -100,7 +100,7 @@ pub async fn funnel(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiJson(FunnelBody(body)): ApiJson<FunnelBody>,
-) -> ApiResult<Json<AnalysisAnswer>> {
+) -> ApiResult<Json<FunnelAnalysis>> {
     let f = parse_funnel(&body).map_err(problem)?;
     let (range, _) = f.range.resolve(f.tz, Utc::now()).map_err(|m| ApiError::field("date_range", m))?;
     // The whole funnel is its own statement: a breakdown's values may be cut by `limit`,
@@ -123,7 +123,7 @@ pub async fn funnel(
         query_time_ms: elapsed.as_millis() as u64,
         truncated: Some(groups.as_ref().is_some_and(|g| g.truncated)),
     };
-    Ok(Json(AnalysisAnswer { answer: object_of(answer), metadata }))
+    Ok(Json(FunnelAnalysis { answer, metadata }))
 }
 
 /// `POST /cohorts`: `{cohort_type: acquisition, group_by: day | week | month, metric:
@@ -132,12 +132,12 @@ pub async fn cohorts(
     caller: Caller<CanRead>,
     State(state): State<AppState>,
     ApiJson(CohortsBody(body)): ApiJson<CohortsBody>,
-) -> ApiResult<Json<AnalysisAnswer>> {
+) -> ApiResult<Json<CohortsAnalysis>> {
     let r = parse_retention(&body).map_err(problem)?;
     let now = Utc::now();
     let (range, _) = r.range.resolve(r.tz, now).map_err(|m| ApiError::field("date_range", m))?;
     let out = state.engine.retention(&caller.tenant, &r, range, analytics::time_limit(&state, None)).await?;
     let answer = shape_retention(&r, &out.rows, now);
     let metadata = AnalysisMetadata { query_time_ms: out.elapsed.as_millis() as u64, truncated: None };
-    Ok(Json(AnalysisAnswer { answer: object_of(answer), metadata }))
+    Ok(Json(CohortsAnalysis { answer, metadata }))
 }

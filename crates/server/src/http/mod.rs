@@ -167,7 +167,7 @@ fn table() -> Vec<Route> {
             .summary("analyses", "Run an insight: aggregate, trend, breakdown or comparison"),
         read(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
             .body::<behavior::FunnelBody>(SMALL_BODY)
-            .answers::<behavior::AnalysisAnswer>(200)
+            .answers::<behavior::FunnelAnalysis>(200)
             .errors(&[504])
             .summary("analyses", "Funnel conversion"),
         read(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
@@ -191,7 +191,7 @@ fn table() -> Vec<Route> {
             .summary("segments", "List a segment's members"),
         read(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
             .body::<behavior::CohortsBody>(SMALL_BODY)
-            .answers::<behavior::AnalysisAnswer>(200)
+            .answers::<behavior::CohortsAnalysis>(200)
             .errors(&[504])
             .summary("analyses", "Retention cohorts"),
         // Customers (seed 001).
