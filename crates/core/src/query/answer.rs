@@ -5,8 +5,9 @@ use super::compile::Layout;
 use super::insight::{Kind, Query};
 use super::time::{Window, buckets};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A breakdown's values for one line (`None`: the value is missing).
 type Dims = Vec<Option<String>>;
@@ -50,26 +51,120 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A period, RFC 3339 in UTC, end exclusive.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Span {
+    pub start: String,
+    pub end: String,
+}
+
+impl Span {
+    pub fn of(w: Window) -> Span {
+        Span { start: rfc3339(w.start), end: rfc3339(w.end) }
+    }
+}
+
+/// The answer of the insights endpoint: `series` for an aggregate (a `value` each), a
+/// trend (`data` points each, and its `breakdown` values) or a comparison (`current`,
+/// `previous`, `change_percent`); `rows` for a breakdown.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct InsightOut {
+    /// `aggregate`, `trend`, `breakdown` or `compare`.
+    pub kind: String,
+    pub timezone: String,
+    pub date_range: Span,
+    /// A comparison's earlier period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_range: Option<Span>,
+    /// `hour`, `day`, `week` or `month`, when bucketed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<String>,
+    /// The labels of the breakdown fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<SeriesOut>>,
+    /// A breakdown's rows: the bucket under `date`, each breakdown value and each series
+    /// under its label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<Map<String, Value>>>,
+}
+
+/// One series of an insight, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SeriesOut {
+    /// An aggregate's number.
+    Value {
+        label: String,
+        #[serde(serialize_with = "as_number")]
+        #[schema(value_type = Option<f64>, required = true)]
+        value: Option<f64>,
+    },
+    /// A trend's line, one per series and breakdown value.
+    Line {
+        label: String,
+        data: Vec<Point>,
+        /// The breakdown's values of this line, by field label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        breakdown: Option<BTreeMap<String, Option<String>>>,
+    },
+    /// A comparison's two numbers.
+    Change {
+        label: String,
+        #[serde(serialize_with = "as_number")]
+        #[schema(value_type = Option<f64>, required = true)]
+        current: Option<f64>,
+        #[serde(serialize_with = "as_number")]
+        #[schema(value_type = Option<f64>, required = true)]
+        previous: Option<f64>,
+        /// `null` when the previous value is 0 or missing.
+        #[schema(required = true)]
+        change_percent: Option<f64>,
+    },
+}
+
+/// A bucket of a trend line.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Point {
+    /// The bucket's local date (`2026-03-01`) or hour (`2026-03-01T14:00:00`).
+    pub date: String,
+    #[serde(serialize_with = "as_number")]
+    #[schema(value_type = Option<f64>, required = true)]
+    pub value: Option<f64>,
+}
+
+fn as_number<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    number(*v).serialize(s)
+}
+
 /// The answer of the insights endpoint.
-pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: Option<Window>) -> Map<String, Value> {
+pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: Option<Window>) -> InsightOut {
     let empty = |i: usize| if q.series[i].expr.is_additive() { Some(0.0) } else { None };
-    let mut out = Map::new();
-    out.insert("kind".into(), json!(q.kind.name()));
-    out.insert("timezone".into(), json!(q.tz.name()));
-    out.insert("date_range".into(), json!({"start": rfc3339(window.start), "end": rfc3339(window.end)}));
+    let mut out = InsightOut {
+        kind: q.kind.name().to_owned(),
+        timezone: q.tz.name().to_owned(),
+        date_range: Span::of(window),
+        previous_range: None,
+        granularity: None,
+        breakdown: None,
+        series: None,
+        rows: None,
+    };
+    let labels = || q.by.iter().map(|d| d.label.clone()).collect::<Vec<_>>();
     match q.kind {
         Kind::Aggregate => {
             let row = rows.first();
-            let series: Vec<Value> = q
+            let series = q
                 .series
                 .iter()
                 .enumerate()
-                .map(|(i, s)| {
-                    let v = row.and_then(|r| r.values[i]).or_else(|| empty(i));
-                    json!({"label": s.label, "value": number(v)})
+                .map(|(i, s)| SeriesOut::Value {
+                    label: s.label.clone(),
+                    value: row.and_then(|r| r.values[i]).or_else(|| empty(i)),
                 })
                 .collect();
-            out.insert("series".into(), Value::Array(series));
+            out.series = Some(series);
         }
         Kind::Trend => {
             let g = q.granularity.expect("a trend has a granularity");
@@ -99,55 +194,50 @@ pub fn shape(q: &Query, layout: Layout, rows: &[Row], window: Window, previous: 
             let mut series = Vec::new();
             for (dims, by_bucket) in &groups {
                 for (i, s) in q.series.iter().enumerate() {
-                    let data: Vec<Value> = all
+                    let data = all
                         .iter()
-                        .map(|b| {
-                            let v = by_bucket.get(b).and_then(|r| r.values[i]).or_else(|| empty(i));
-                            json!({"date": g.label(*b), "value": number(v)})
+                        .map(|b| Point {
+                            date: g.label(*b),
+                            value: by_bucket.get(b).and_then(|r| r.values[i]).or_else(|| empty(i)),
                         })
                         .collect();
-                    let mut line = json!({"label": s.label, "data": data});
-                    if !q.by.is_empty() {
-                        let values: Map<String, Value> =
-                            q.by.iter()
-                                .zip(dims)
-                                .map(|(d, v)| (d.label.clone(), v.clone().map(Value::String).unwrap_or(Value::Null)))
-                                .collect();
-                        line["breakdown"] = Value::Object(values);
-                    }
-                    series.push(line);
+                    let breakdown = (!q.by.is_empty())
+                        .then(|| q.by.iter().zip(dims).map(|(d, v)| (d.label.clone(), v.clone())).collect());
+                    series.push(SeriesOut::Line { label: s.label.clone(), data, breakdown });
                 }
             }
-            out.insert("granularity".into(), json!(granularity_name(g)));
+            out.granularity = Some(granularity_name(g).to_owned());
             if !q.by.is_empty() {
-                out.insert("breakdown".into(), json!(q.by.iter().map(|d| d.label.clone()).collect::<Vec<_>>()));
+                out.breakdown = Some(labels());
             }
-            out.insert("series".into(), Value::Array(series));
+            out.series = Some(series);
         }
         Kind::Breakdown => {
-            out.insert("breakdown".into(), json!(q.by.iter().map(|d| d.label.clone()).collect::<Vec<_>>()));
-            if let Some(g) = q.granularity {
-                out.insert("granularity".into(), json!(granularity_name(g)));
-            }
-            out.insert("rows".into(), objects(q, layout, rows, "date").into_iter().map(Value::Object).collect());
+            out.breakdown = Some(labels());
+            out.granularity = q.granularity.map(|g| granularity_name(g).to_owned());
+            out.rows = Some(objects(q, layout, rows, "date"));
         }
         Kind::Compare => {
             let prev = previous.expect("a comparison has a previous period");
             let find = |cur: bool| rows.iter().find(|r| r.current == Some(cur));
             let (c, p) = (find(true), find(false));
-            let series: Vec<Value> = q
+            let series = q
                 .series
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    let cv = c.and_then(|r| r.values[i]).or_else(|| empty(i));
-                    let pv = p.and_then(|r| r.values[i]).or_else(|| empty(i));
-                    json!({"label": s.label, "current": number(cv), "previous": number(pv),
-                           "change_percent": change_percent(cv, pv)})
+                    let current = c.and_then(|r| r.values[i]).or_else(|| empty(i));
+                    let previous = p.and_then(|r| r.values[i]).or_else(|| empty(i));
+                    SeriesOut::Change {
+                        label: s.label.clone(),
+                        current,
+                        previous,
+                        change_percent: change_percent(current, previous),
+                    }
                 })
                 .collect();
-            out.insert("previous_range".into(), json!({"start": rfc3339(prev.start), "end": rfc3339(prev.end)}));
-            out.insert("series".into(), Value::Array(series));
+            out.previous_range = Some(Span::of(prev));
+            out.series = Some(series);
         }
     }
     out

@@ -395,7 +395,7 @@ async fn run_sightline(
         compile_with(&q, &tenant, window, prev, MAX_LIMIT, Dialect::DuckDb, cols).map_err(anyhow::Error::msg)?;
     let mut rows = reader.run(&compiled, limit).await?;
     rows.truncate(q.limit.min(MAX_LIMIT));
-    let answer = serde_json::Value::Object(shape(&q, compiled.layout, &rows, window, prev));
+    let answer = serde_json::to_value(shape(&q, compiled.layout, &rows, window, prev))?;
     let numbers = rows.iter().map(|r| r.values[0].unwrap_or(0.0)).collect();
     Ok((numbers, answer))
 }

@@ -471,7 +471,7 @@ pub struct InsightMetadata {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InsightAnswer {
     #[serde(flatten)]
-    answer: Map<String, Value>,
+    answer: sightline_core::query::answer::InsightOut,
     metadata: InsightMetadata,
     /// With `explain`: the statement and its parameters.
     #[serde(skip_serializing_if = "Option::is_none")]

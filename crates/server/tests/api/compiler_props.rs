@@ -1295,7 +1295,7 @@ fn check_kind(q: &Query, ran: &Ran) -> Result<(), String> {
     }
     // The answer shapes without a panic.
     let prev = (q.kind == Kind::Compare).then_some(ran.previous);
-    let shaped = Value::Object(shape(q, ran.compiled.layout, rows, ran.window, prev));
+    let shaped = serde_json::to_value(shape(q, ran.compiled.layout, rows, ran.window, prev)).unwrap();
     ensure!(shaped.get("kind").is_some(), "shape answered {shaped}");
     Ok(())
 }
