@@ -96,6 +96,44 @@ impl Code {
 
     /// The problem `type` URI. Relative, so it resolves against the server that answered;
     /// `GET /problems/{slug}` documents each one.
+    /// What the problem means and what a client does about it, for `GET /problems/{slug}`.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Code::Validation => {
+                "The request is malformed or a field is invalid. `errors` names each field with its message; fix them and send again."
+            }
+            Code::MalformedBody => "The body is not JSON, or not JSON of the shape the endpoint reads.",
+            Code::UnsupportedMediaType => {
+                "The body's content type is not one the endpoint reads; send application/json."
+            }
+            Code::PayloadTooLarge => {
+                "The request is larger than the endpoint accepts (docs/limits.md lists each limit)."
+            }
+            Code::Unauthorized => "No credential, or one that does not verify: send a valid bearer token or API key.",
+            Code::Forbidden => "The credential is valid but its role does not have the permission this needs.",
+            Code::NotFound => "No such resource for this tenant.",
+            Code::MethodNotAllowed => "The route exists, but not with this method; `Allow` lists the methods it takes.",
+            Code::Conflict => {
+                "The request conflicts with the resource's state (a name in use, a request with the same Idempotency-Key still running)."
+            }
+            Code::Unprocessable => {
+                "Well-formed, but breaks a business rule: an unknown metric, a tenant over its quota, an Idempotency-Key used with another request."
+            }
+            Code::RateLimited => {
+                "Too many requests in the current window; `Retry-After` says when the window opens again."
+            }
+            Code::Unavailable => "The service is overloaded or not ready; retry after `Retry-After` seconds.",
+            Code::Timeout => "The work took longer than its time limit; narrow the query or ask for less.",
+            Code::Internal => "A fault on our side; the server log has the details under the answer's request_id.",
+        }
+    }
+
+    /// The code whose slug is `slug`.
+    pub fn from_slug(slug: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.slug() == slug)
+    }
+
+    /// Dereferenceable: `GET /problems/{slug}` describes the problem type.
     pub fn type_uri(self) -> String {
         format!("/problems/{}", self.slug())
     }

@@ -315,6 +315,11 @@ fn table() -> Vec<Route> {
             .class(Exempt)
             .answers_payload(200, Some(Payload::text()))
             .summary("operations", "Prometheus metrics"),
+        route(M::GET, "/problems/{slug}", get(ops::problem_type))
+            .class(Exempt)
+            .answers::<ops::ProblemType>(200)
+            .errors(&[404])
+            .summary("documentation", "What a problem type means (the `type` of an error answer)"),
         // The API's own description (seeds 000, 002 and 003).
         // The document is an OpenAPI document: its schema is OpenAPI's own, not repeated here.
         route(M::GET, "/openapi.json", get(openapi::serve))

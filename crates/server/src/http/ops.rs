@@ -123,3 +123,28 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let text = telemetry::prometheus().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
+
+/// A problem type, as `type` in a problem+json answer names it (RFC 9457 §3.1.1).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProblemType {
+    /// This problem type's URI, as answers carry it.
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    description: &'static str,
+}
+
+/// `GET /problems/{slug}`: what a problem type means; 404 for a slug that is none.
+pub async fn problem_type(
+    super::extract::ApiPath(slug): super::extract::ApiPath<String>,
+) -> super::error::ApiResult<Json<ProblemType>> {
+    let code = sightline_core::code::Code::from_slug(&slug)
+        .ok_or_else(|| super::error::ApiError::not_found(format!("no problem type '{slug}'")))?;
+    Ok(Json(ProblemType {
+        kind: code.type_uri(),
+        title: code.title(),
+        status: code.status(),
+        description: code.description(),
+    }))
+}

@@ -73,3 +73,31 @@ async fn trailing_slashes_never_matter() {
     assert_eq!(s, 200);
     assert_eq!(list[0]["event_name"], "slash");
 }
+
+/// Every problem's `type` can be followed: `GET /problems/{slug}` describes it with the
+/// same title and status the answers carry, without a credential.
+#[tokio::test]
+async fn problem_types_can_be_followed() {
+    let app = TestApp::spawn().await;
+    // Answers of several kinds, each followed to its type.
+    let answers = [
+        send(app.get("/api/v1/analytics/events")).await,
+        send(app.get("/api/v1/analytics/events").bearer_auth(token("ingest", None))).await,
+        send(app.get("/api/v1/analytics/events/nope").bearer_auth(admin())).await,
+        send(app.post("/api/v1/analytics/events").bearer_auth(admin()).json(&serde_json::json!({}))).await,
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for answer in &answers {
+        let p = &answer.1;
+        let uri = p["type"].as_str().unwrap_or_else(|| panic!("no type in {p}"));
+        let (s, t, ctype) = send(app.get(uri)).await;
+        assert_eq!(s, 200, "{uri}: {t}");
+        assert!(ctype.starts_with("application/json"), "{ctype}");
+        assert_eq!((&t["type"], &t["title"], &t["status"]), (&p["type"], &p["title"], &p["status"]), "{uri}");
+        assert!(t["description"].as_str().is_some_and(|d| d.len() > 20), "{t}");
+        seen.insert(uri.to_owned());
+    }
+    assert_eq!(seen.len(), 4, "four kinds of problem: {seen:?}");
+    let p = assert_problem(&send(app.get("/problems/no_such_thing")).await, 404);
+    assert!(p["detail"].as_str().unwrap().contains("no_such_thing"), "{p}");
+}
