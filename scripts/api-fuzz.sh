@@ -94,6 +94,7 @@ trap 'exit 130' INT TERM
     SIGHTLINE_LIMIT_REPORTS=off SIGHTLINE_LIMIT_DASHBOARDS=off SIGHTLINE_LIMIT_EXPORT=off \
     SIGHTLINE_LIMIT_API=off SIGHTLINE_LIMIT_UNAUTHENTICATED=off \
     SIGHTLINE_LOG_FORMAT=json \
+    SIGHTLINE_OUTBOUND_ALLOW='["127.0.0.0/8"]' \
     "$bin" serve --in-memory --listen "127.0.0.1:$port"
 ) >"$log" 2>&1 &
 server_pid=$!

@@ -32,6 +32,8 @@ pub struct Services {
     pub sessions: crate::auth::session::Sessions,
     pub limiter: crate::http::guard::rate_limit::Limiter,
     pub cors: crate::http::hygiene::CorsPolicy,
+    /// Where the service's own requests may go.
+    pub outbound: crate::outbound::OutboundPolicy,
     pub started: Instant,
 }
 
@@ -117,6 +119,7 @@ impl App {
             Duration::from_secs(config.access_token_ttl_secs),
             Duration::from_secs(config.refresh_token_ttl_secs),
         )?;
+        let outbound = crate::outbound::OutboundPolicy::new(&config.outbound_allow).map_err(anyhow::Error::msg)?;
         let state = AppState(Arc::new(Services {
             config,
             meta: stores.meta,
@@ -129,6 +132,7 @@ impl App {
             sessions,
             limiter,
             cors,
+            outbound,
             started: Instant::now(),
         }));
         Ok(App { state, writer, listener })

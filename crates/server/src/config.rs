@@ -115,6 +115,10 @@ pub struct Config {
     /// Origins allowed to call the API from a browser (the tracking snippet), besides each
     /// tenant's own list. `*` allows any.
     pub cors_origins: Vec<String>,
+    /// Networks the service's own requests (webhook deliveries, sync sources) may go to,
+    /// as `10.0.0.0/8`; empty: any address but link-local (cloud metadata), unspecified
+    /// and multicast ones, which are always refused.
+    pub outbound_allow: Vec<String>,
     /// Routes the operator has marked deprecated; their answers carry `Deprecation` and
     /// `Sunset` headers.
     pub deprecated_routes: Vec<DeprecatedRoute>,
@@ -187,6 +191,7 @@ impl Default for Config {
             limit_api: "1000/minute".into(),
             limit_unauthenticated: "100/hour".into(),
             cors_origins: Vec::new(),
+            outbound_allow: Vec::new(),
             deprecated_routes: Vec::new(),
         }
     }
@@ -285,6 +290,9 @@ impl Config {
                 }
             }
             (None, None) => {}
+        }
+        if let Err(e) = crate::outbound::OutboundPolicy::new(&self.outbound_allow) {
+            return bad("outbound_allow (SIGHTLINE_OUTBOUND_ALLOW)", &e);
         }
         if self.ingest_queue == 0 {
             return bad("ingest_queue", "must be at least 1");
@@ -432,6 +440,19 @@ mod tests {
             jail.create_file("s.toml", "url = \"x\"\n")?;
             let err = Config::load(Some(Path::new("s.toml")), &FlagOverrides::default()).unwrap_err().to_string();
             assert!(err.contains("url"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn outbound_networks_come_from_the_environment_and_bad_ones_stop_the_start() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE_OUTBOUND_ALLOW", r#"["127.0.0.0/8", "::1"]"#);
+            let cfg = Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.outbound_allow, vec!["127.0.0.0/8".to_owned(), "::1".to_owned()]);
+            jail.set_env("SIGHTLINE_OUTBOUND_ALLOW", r#"["127.0.0.0/40"]"#);
+            let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.contains("SIGHTLINE_OUTBOUND_ALLOW") && err.contains("127.0.0.0/40"), "{err}");
             Ok(())
         });
     }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod outbound;
 pub mod service;
 pub mod store;
 pub mod telemetry;
