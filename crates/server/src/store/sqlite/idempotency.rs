@@ -160,14 +160,11 @@ async fn write_answers(writer: SqlitePool, mut rx: mpsc::Receiver<Answer>) {
 }
 
 async fn commit(writer: &SqlitePool, group: &[Answer], purge: bool) -> Result<(), sqlx::Error> {
-    let mut tx = writer.begin().await?;
     if purge {
-        sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?")
-            .bind(ts(Utc::now()))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?").bind(ts(Utc::now())).execute(writer).await?;
     }
-    // One statement for the group: each statement is a round trip to SQLite's thread.
+    // One statement for the group, committed by itself (a statement is its own
+    // transaction): each statement is a round trip to SQLite's thread.
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, headers, body, created_at, expires_at) ",
     );
@@ -189,8 +186,7 @@ async fn commit(writer: &SqlitePool, group: &[Answer], purge: bool) -> Result<()
          status = excluded.status, headers = excluded.headers, body = excluded.body, \
          created_at = excluded.created_at, expires_at = excluded.expires_at",
     );
-    insert.build().execute(&mut *tx).await?;
-    tx.commit().await
+    insert.build().execute(writer).await.map(|_| ())
 }
 
 #[async_trait]
