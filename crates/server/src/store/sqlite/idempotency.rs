@@ -12,6 +12,7 @@
 //! In cluster mode several processes share the store, and a claim must be a row there
 //! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both.
 
+use super::recent_keys::RecentKeys;
 use super::{SqliteMeta, ts};
 use crate::store::{IdempotencyClaim, IdempotencyStore, StoreError, StoreResult, StoredResponse};
 use async_trait::async_trait;
@@ -73,20 +74,41 @@ struct Kept {
     expires_at: String,
 }
 
-/// The two tasks that read and write answers in groups; they end when the store is
-/// dropped.
+/// The two tasks that read and write answers in groups (they end when the store is
+/// dropped), and the keys that may have an answer.
 pub(super) struct Answers {
     lookups: mpsc::Sender<Lookup>,
     writes: mpsc::Sender<Answer>,
+    recent: RecentKeys,
 }
 
 impl Answers {
-    pub(super) fn start(reader: SqlitePool, writer: SqlitePool) -> Answers {
+    /// Starts the tasks, with the keys answered before (a restart) in `recent`.
+    pub(super) async fn start(reader: SqlitePool, writer: SqlitePool) -> anyhow::Result<Answers> {
+        let now = Utc::now();
+        let recent = RecentKeys::new(now);
+        // In pages, so that a day of keys is never in memory at once.
+        let mut after = 0i64;
+        loop {
+            let page = sqlx::query(
+                "SELECT rowid, scope, key FROM idempotency_keys WHERE rowid > ? AND state = 'done' AND expires_at > ? \
+                 ORDER BY rowid LIMIT 10000",
+            )
+            .bind(after)
+            .bind(ts(now))
+            .fetch_all(&reader)
+            .await?;
+            let Some(last) = page.last() else { break };
+            after = last.try_get("rowid")?;
+            for row in &page {
+                recent.insert(row.try_get("scope")?, row.try_get("key")?, now);
+            }
+        }
         let (lookups, lrx) = mpsc::channel(4 * MAX_GROUP);
         let (writes, wrx) = mpsc::channel(4 * MAX_GROUP);
         tokio::spawn(read_answers(reader, lrx));
         tokio::spawn(write_answers(writer, wrx));
-        Answers { lookups, writes }
+        Ok(Answers { lookups, writes, recent })
     }
 }
 
@@ -219,6 +241,10 @@ impl IdempotencyStore for SqliteMeta {
             }
             claims.insert(id.clone(), Claim { fingerprint: fingerprint.to_owned(), at: now, ttl });
         }
+        // A key never answered (nearly every key) needs no look-up.
+        if !self.answers.recent.may_contain(scope, key) {
+            return Ok(IdempotencyClaim::Claimed);
+        }
         // An answer given before, within its day?
         let (reply, found) = oneshot::channel();
         let lookup = Lookup { scope: scope.to_owned(), key: key.to_owned(), now, found: reply };
@@ -260,7 +286,10 @@ impl IdempotencyStore for SqliteMeta {
             Err(_) => Err("the answer writer stopped".into()),
         };
         // Released once the answer is kept (or could not be): a retry then replays it, or
-        // runs, and is never told "in progress" forever.
+        // runs, and is never told "in progress" forever. Known as kept before that.
+        if outcome.is_ok() {
+            self.answers.recent.insert(scope, key, created_at);
+        }
         self.in_flight.lock().remove(&id);
         outcome.map_err(|e| StoreError::Backend(anyhow::anyhow!(e)))
     }

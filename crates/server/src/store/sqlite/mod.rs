@@ -4,6 +4,7 @@
 mod audit;
 mod idempotency;
 mod keys;
+mod recent_keys;
 mod resources;
 mod sessions;
 mod tenants;
@@ -79,7 +80,7 @@ impl SqliteMeta {
                 .await
                 .context("opening the SQLite meta store's writer")?,
         };
-        let answers = idempotency::Answers::start(pool.clone(), writer.clone());
+        let answers = idempotency::Answers::start(pool.clone(), writer.clone()).await?;
         Ok(Self { pool, writer, in_flight: Default::default(), answers })
     }
 }
