@@ -239,8 +239,10 @@ pub fn members_sql(
     b.push(" SELECT user_id, total_events, total_sessions, total_purchases, total_spent, total_messages, first_seen,");
     b.push(" last_active, days_since_last_active, previous_activity FROM s");
     where_sql(&mut b, conds);
-    b.push(" ORDER BY last_active DESC, user_id LIMIT ").bind(SqlValue::Int(limit as i64));
-    b.push_bind(" OFFSET ", SqlValue::Int(offset as i64));
+    // A count past what SQL takes is as good as the largest it takes: no rows.
+    let int = |n: usize| SqlValue::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    b.push(" ORDER BY last_active DESC, user_id LIMIT ").bind(int(limit));
+    b.push_bind(" OFFSET ", int(offset));
     b.into_parts()
 }
 
