@@ -201,7 +201,7 @@ pub trait IdempotencyStore: Send + Sync {
         ttl: chrono::Duration,
         stale: chrono::Duration,
     ) -> StoreResult<IdempotencyClaim>;
-    async fn complete_idempotency(&self, scope: &str, key: &str, response: &StoredResponse) -> StoreResult<()>;
+    async fn complete_idempotency(&self, scope: &str, key: &str, response: StoredResponse) -> StoreResult<()>;
     /// Forgets a claim whose request should be retried for real (it failed on our side).
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()>;
 }

@@ -104,7 +104,7 @@ async fn idempotency_keys_expire_after_a_day() {
     let (ttl, stale) = (chrono::Duration::hours(24), chrono::Duration::minutes(5));
     assert_eq!(meta.claim_idempotency("t", "k", "fp", now, ttl, stale).await.unwrap(), IdempotencyClaim::Claimed);
     let r = StoredResponse { status: 200, headers: vec![], body: b"{}".to_vec() };
-    meta.complete_idempotency("t", "k", &r).await.unwrap();
+    meta.complete_idempotency("t", "k", r.clone()).await.unwrap();
     let later = now + chrono::Duration::hours(23);
     assert_eq!(meta.claim_idempotency("t", "k", "fp", later, ttl, stale).await.unwrap(), IdempotencyClaim::Replay(r));
     let next_day = now + chrono::Duration::hours(24) + chrono::Duration::seconds(1);
@@ -218,7 +218,7 @@ async fn concurrent_claims_each_get_their_own_keys_answer() {
     for i in 0..60 {
         let key = format!("k{i}");
         assert_eq!(meta.claim_idempotency("t", &key, "fp", now, ttl, stale).await.unwrap(), IdempotencyClaim::Claimed);
-        meta.complete_idempotency("t", &key, &answer(i)).await.unwrap();
+        meta.complete_idempotency("t", &key, answer(i)).await.unwrap();
     }
     let mut tasks = Vec::new();
     for i in 0..120 {

@@ -101,7 +101,7 @@ pub async fn run(state: &AppState, scope: &str, key: HeaderValue, req: Request, 
                     .collect(),
                 body: body.to_vec(),
             };
-            if let Err(e) = state.meta.complete_idempotency(scope, &key, &stored).await {
+            if let Err(e) = state.meta.complete_idempotency(scope, &key, stored).await {
                 tracing::error!(error = %e, "could not keep an idempotent answer");
             }
             Response::from_parts(rparts, Body::from(body))

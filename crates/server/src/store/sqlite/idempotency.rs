@@ -262,7 +262,7 @@ impl IdempotencyStore for SqliteMeta {
         claim
     }
 
-    async fn complete_idempotency(&self, scope: &str, key: &str, response: &StoredResponse) -> StoreResult<()> {
+    async fn complete_idempotency(&self, scope: &str, key: &str, response: StoredResponse) -> StoreResult<()> {
         let id = (scope.to_owned(), key.to_owned());
         let (fingerprint, created_at, expires_at) = {
             let claims = self.in_flight.lock();
@@ -278,7 +278,7 @@ impl IdempotencyStore for SqliteMeta {
             fingerprint,
             created_at,
             expires_at,
-            response: response.clone(),
+            response,
             done,
         };
         let outcome = match self.answers.writes.send(answer).await {
