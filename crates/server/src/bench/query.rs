@@ -8,8 +8,8 @@
 //! column is a prepared hand-written statement on a connection to the same database.
 //! Every case first checks that both compute the same numbers.
 
-use crate::store::QueryRunner;
-use crate::store::duckdb::{self, DuckReader};
+use crate::engine::{Engine, SqlQuery};
+use crate::store::duckdb::{self, DuckEngine};
 use ::duckdb::params_from_iter;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -17,13 +17,11 @@ use clap::Args;
 use serde_json::{Value, json};
 use sightline_core::model::TenantId;
 use sightline_core::query::answer::shape;
-use sightline_core::query::compile::{Dialect, compile_with};
 use sightline_core::query::field::PropertyColumns;
-use sightline_core::query::funnel::{compile_funnel, parse_funnel, shape_funnel};
+use sightline_core::query::funnel::{parse_funnel, shape_funnel};
 use sightline_core::query::insight::{MAX_LIMIT, parse_query};
 use sightline_core::query::metric::NoCatalog;
-use sightline_core::query::retention::{compile_retention, parse_retention, shape_retention};
-use sightline_core::query::rfm::{compile_rfm, scored};
+use sightline_core::query::retention::{parse_retention, shape_retention};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
@@ -326,13 +324,10 @@ fn run_raw(conn: &::duckdb::Connection, c: &Case) -> anyhow::Result<Vec<f64>> {
     Ok(out)
 }
 
-/// The whole path of a query after HTTP; answers its numbers and the shaped answer.
-async fn run_sightline(
-    reader: &DuckReader,
-    cols: &PropertyColumns,
-    c: &Case,
-    now: DateTime<Utc>,
-) -> anyhow::Result<(Vec<f64>, Value)> {
+/// The whole path of a query after HTTP, through the service's engine; answers its
+/// numbers and the shaped answer.
+async fn run_sightline(engine: &DuckEngine, c: &Case, now: DateTime<Utc>) -> anyhow::Result<(Vec<f64>, Value)> {
+    let fail = |e: crate::error::Error| anyhow::anyhow!("{}: {}", e.code.slug(), e.detail);
     let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
     let limit = std::time::Duration::from_secs(600);
     match c.model {
@@ -340,24 +335,20 @@ async fn run_sightline(
         Model::Funnel => {
             let f = parse_funnel(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let (range, _) = f.range.resolve(f.tz, now).map_err(anyhow::Error::msg)?;
-            let compiled = compile_funnel(&f, &tenant, range, cols, Dialect::DuckDb);
-            let rows = reader.run(&compiled, limit).await?;
+            let rows = engine.funnel(&tenant, &f, range, limit).await.map_err(fail)?.rows;
             let answer = serde_json::to_value(shape_funnel(&f, &rows, &[], range))?;
             let numbers = rows.first().map(|r| r.values.iter().map(|v| v.unwrap_or(0.0)).collect()).unwrap_or_default();
             return Ok((numbers, answer));
         }
         Model::Sql => {
             let sql = c.query.as_str().unwrap_or_default();
-            let checked = sightline_core::custom_sql::sandbox(sql, &tenant, 0).map_err(|r| anyhow::anyhow!("{r}"))?;
-            let capped = format!("SELECT * FROM ({}) AS custom_query LIMIT 10001", checked.sql);
-            let answer = reader.run_sql(&capped, Vec::new(), limit, 10_000).await?;
+            let q = SqlQuery { text: sql, params: Vec::new(), max_rows: 10_000 };
+            let answer = engine.custom_sql(&tenant, q, limit).await.map_err(fail)?;
             let numbers = answer.rows.iter().flat_map(|r| r.iter().skip(1).filter_map(Value::as_f64)).collect();
             return Ok((numbers, json!({"rows": answer.rows.len()})));
         }
         Model::Rfm => {
-            let compiled = compile_rfm(&tenant, None, now, cols, Dialect::DuckDb);
-            let rows = reader.run(&compiled, limit).await?;
-            let mut all = scored(&rows);
+            let mut all = engine.rfm(&tenant, None, now, limit).await.map_err(fail)?;
             all.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
             let numbers = all.iter().flat_map(|c| [c.r as f64, c.f as f64, c.m as f64]).collect();
             return Ok((numbers, json!({"customers": all.len()})));
@@ -365,8 +356,7 @@ async fn run_sightline(
         Model::Retention => {
             let r = parse_retention(&c.query).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             let (range, _) = r.range.resolve(r.tz, now).map_err(anyhow::Error::msg)?;
-            let compiled = compile_retention(&r, &tenant, range, Dialect::DuckDb);
-            let rows = reader.run(&compiled, limit).await?;
+            let rows = engine.retention(&tenant, &r, range, limit).await.map_err(fail)?.rows;
             let answer = serde_json::to_value(shape_retention(&r, &rows, now))?;
             // Every figure per (cohort, code), in the hand-written query's order: code k for
             // the users active in period k, -1 for the cohort's size, 100 + k for the users
@@ -391,11 +381,10 @@ async fn run_sightline(
     let q = parse_query(&c.query, &NoCatalog).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let (window, previous) = q.range.resolve(q.tz, now).map_err(anyhow::Error::msg)?;
     let prev = (q.kind == sightline_core::query::insight::Kind::Compare).then_some(previous);
-    let compiled =
-        compile_with(&q, &tenant, window, prev, MAX_LIMIT, Dialect::DuckDb, cols).map_err(anyhow::Error::msg)?;
-    let mut rows = reader.run(&compiled, limit).await?;
+    let out = engine.insight(&tenant, &q, window, prev, limit).await.map_err(fail)?;
+    let mut rows = out.rows;
     rows.truncate(q.limit.min(MAX_LIMIT));
-    let answer = serde_json::to_value(shape(&q, compiled.layout, &rows, window, prev))?;
+    let answer = serde_json::to_value(shape(&q, out.compiled.layout, &rows, window, prev))?;
     let numbers = rows.iter().map(|r| r.values[0].unwrap_or(0.0)).collect();
     Ok((numbers, answer))
 }
@@ -419,6 +408,8 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     };
     let t = Instant::now();
     let (_sink, reader, cols) = duckdb::open_with(Some(&path), args.readers, &keep)?;
+    let reader = std::sync::Arc::new(reader);
+    let engine = DuckEngine::new(reader.clone(), cols.clone());
     eprintln!("opened in {:.1} s; properties in columns: {:?}", t.elapsed().as_secs_f64(), cols.slots());
     let conn = reader.connection()?;
     let have: i64 = conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [TENANT], |r| r.get(0))?;
@@ -443,7 +434,7 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
     for c in cases(start, &cols) {
         // Same numbers first: a fast wrong answer is no result.
         let raw = run_raw(&conn, &c)?;
-        let (ours, _) = rt.block_on(run_sightline(&reader, &cols, &c, now))?;
+        let (ours, _) = rt.block_on(run_sightline(&engine, &c, now))?;
         let ours: Vec<f64> =
             if c.name.starts_with("daily") { ours.into_iter().filter(|v| *v != 0.0).collect() } else { ours };
         if raw.len() != ours.len() || raw.iter().zip(&ours).any(|(a, b)| (a - b).abs() > 1e-6 * a.abs().max(1.0)) {
@@ -460,7 +451,7 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
             run_raw(&conn, &c)?;
             r_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             let t = Instant::now();
-            rt.block_on(run_sightline(&reader, &cols, &c, now))?;
+            rt.block_on(run_sightline(&engine, &c, now))?;
             s_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let (s, r) = (median(s_ms), median(r_ms));

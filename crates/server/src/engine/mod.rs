@@ -19,6 +19,7 @@
 //! (`sightline_core::query::session`).
 
 use crate::error::Result;
+use crate::store::Page;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -138,13 +139,6 @@ pub struct SegmentMember {
     pub previous_activity: String,
 }
 
-/// A page of members.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MemberPage {
-    pub limit: usize,
-    pub offset: usize,
-}
-
 /// Figures of one realtime window (`sightline_core::query::realtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WindowFigures {
@@ -220,7 +214,7 @@ pub trait Engine: Send + Sync + 'static {
         tenant: &TenantId,
         conditions: &[Condition],
         now: DateTime<Utc>,
-        page: MemberPage,
+        page: Page,
         limit: Duration,
     ) -> Result<Vec<SegmentMember>>;
     async fn realtime(&self, tenant: &TenantId, now: DateTime<Utc>, limit: Duration) -> Result<RealtimeFigures>;

@@ -7,7 +7,8 @@ use super::extract::{ApiPath, ApiQuery};
 use super::resource::{self, Resource};
 use crate::app::AppState;
 use crate::auth::{Caller, CanRead};
-use crate::engine::{MemberPage, SegmentMember};
+use crate::engine::SegmentMember;
+use crate::store::Page;
 use crate::store::StoredResource;
 use axum::Json;
 use axum::extract::State;
@@ -163,7 +164,7 @@ pub async fn members(
     let s = resource::one::<Segments>(&state, &caller.tenant, &id).await?;
     let now = Utc::now();
     let conds = parse_conditions(&s.body["conditions"], now).map_err(ApiError::invalid)?;
-    let page = MemberPage { limit, offset: p.skip.unwrap_or(0) };
+    let page = Page { limit: limit as u64, offset: p.skip.unwrap_or(0) as u64 };
     let time_limit = crate::service::analytics::time_limit(&state, None);
     let data = state.engine.segment_members(&caller.tenant, &conds, now, page, time_limit).await?;
     Ok(Json(Members { segment_id: s.id, segment_name: s.name, data }))

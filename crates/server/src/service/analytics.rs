@@ -83,7 +83,7 @@ pub fn problem(errors: Vec<FieldError>) -> ApiError {
     e
 }
 
-pub use crate::engine::Outcome;
+use crate::engine::Outcome;
 
 /// Runs `q` through the engine, under the configured time limit (or a shorter one the
 /// caller asks for) and the row cap.

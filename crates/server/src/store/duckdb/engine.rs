@@ -4,16 +4,16 @@
 //! nowhere else.
 
 use super::reader::DuckReader;
-use super::runner::{read_any, read_rows};
+use super::runner::micros;
 use crate::engine::{
-    ConversationBucket, ConversationFigures, ConversationQuery, Engine, MAX_CONVERSATION_BUCKETS, MemberPage, Outcome,
+    ConversationBucket, ConversationFigures, ConversationQuery, Engine, MAX_CONVERSATION_BUCKETS, Outcome,
     RealtimeFigures, SegmentMember, SegmentSummary, SqlQuery, SqlTable, UserFigures, UserQuery, WindowFigures,
 };
 use crate::error::{Error, Result};
-use crate::store::StoreError;
+use crate::store::{Page, QueryRunner, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use duckdb::types::{TimeUnit, Value};
+use duckdb::types::Value;
 use sightline_core::code::{Code, FieldError};
 use sightline_core::model::TenantId;
 use sightline_core::query::compile::{Compiled, Dialect, compile_with};
@@ -45,8 +45,7 @@ impl DuckEngine {
 
     async fn compiled(&self, compiled: Compiled, limit: Duration) -> Result<Outcome> {
         let started = Instant::now();
-        let q = compiled.clone();
-        let mut rows = self.reader.interruptible(limit, move |conn| read_rows(conn, &q)).await?;
+        let mut rows = self.reader.run(&compiled, limit).await?;
         let truncated = rows.len() > compiled.max_rows;
         rows.truncate(compiled.max_rows);
         Ok(Outcome { compiled, rows, truncated, elapsed: started.elapsed() })
@@ -127,13 +126,7 @@ fn text_of(v: Option<&Value>) -> Option<String> {
 
 fn time_of(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let Some(Value::Timestamp(unit, n)) = v else { return None };
-    let micros = match unit {
-        TimeUnit::Second => n * 1_000_000,
-        TimeUnit::Millisecond => n * 1_000,
-        TimeUnit::Microsecond => *n,
-        TimeUnit::Nanosecond => n / 1_000,
-    };
-    DateTime::from_timestamp_micros(micros)
+    DateTime::from_timestamp_micros(micros(*unit, *n))
 }
 
 #[async_trait]
@@ -257,11 +250,13 @@ impl Engine for DuckEngine {
         tenant: &TenantId,
         conditions: &[Condition],
         now: DateTime<Utc>,
-        page: MemberPage,
+        page: Page,
         limit: Duration,
     ) -> Result<Vec<SegmentMember>> {
-        let statement = segment::members_sql(tenant, conditions, now, page.limit, page.offset, DIALECT);
-        let c = self.cells(statement, limit, page.limit).await?;
+        let (rows, skip) =
+            (usize::try_from(page.limit).unwrap_or(usize::MAX), usize::try_from(page.offset).unwrap_or(usize::MAX));
+        let statement = segment::members_sql(tenant, conditions, now, rows, skip, DIALECT);
+        let c = self.cells(statement, limit, rows).await?;
         // In the order of segment::FIELDS, after user_id.
         Ok(c.rows
             .iter()
@@ -308,8 +303,7 @@ impl Engine for DuckEngine {
         })?;
         // Wrapped, so that the engine stops after the cap (the row past it says "truncated").
         let capped = format!("SELECT * FROM ({}) AS custom_query LIMIT {}", checked.sql, q.max_rows + 1);
-        let (params, max_rows) = (q.params, q.max_rows);
-        match self.reader.interruptible(limit, move |conn| read_any(conn, &capped, &params, max_rows)).await {
+        match self.reader.run_sql(&capped, q.params, limit, q.max_rows).await {
             Ok(table) => Ok(table),
             // The engine refused the client's own query (an unknown column, a bad cast): say
             // why, without the sandbox's internal names.

@@ -71,7 +71,7 @@ impl QueryRunner for DuckReader {
 }
 
 /// Any statement's rows as JSON values, with the column names.
-pub(super) fn read_any(
+fn read_any(
     conn: &duckdb::Connection,
     sql: &str,
     params: &[sightline_core::sql::SqlValue],
@@ -106,16 +106,21 @@ pub(super) fn read_any(
     Ok(SqlAnswer { columns, rows: out, truncated })
 }
 
-/// A DuckDB value as JSON: numbers as numbers, times as RFC 3339, the rest as text.
-fn json_of(v: duckdb::types::Value) -> serde_json::Value {
-    use duckdb::types::{TimeUnit, Value as V};
-    use serde_json::json;
-    let micros = |u: TimeUnit, n: i64| match u {
+/// A DuckDB time of `unit`s as microseconds.
+pub(super) fn micros(unit: duckdb::types::TimeUnit, n: i64) -> i64 {
+    use duckdb::types::TimeUnit;
+    match unit {
         TimeUnit::Second => n * 1_000_000,
         TimeUnit::Millisecond => n * 1_000,
         TimeUnit::Microsecond => n,
         TimeUnit::Nanosecond => n / 1_000,
-    };
+    }
+}
+
+/// A DuckDB value as JSON: numbers as numbers, times as RFC 3339, the rest as text.
+fn json_of(v: duckdb::types::Value) -> serde_json::Value {
+    use duckdb::types::Value as V;
+    use serde_json::json;
     match v {
         V::Null => serde_json::Value::Null,
         V::Boolean(b) => json!(b),
@@ -170,7 +175,7 @@ fn json_of(v: duckdb::types::Value) -> serde_json::Value {
     }
 }
 
-pub(super) fn read_rows(conn: &duckdb::Connection, q: &Compiled) -> anyhow::Result<Vec<Row>> {
+fn read_rows(conn: &duckdb::Connection, q: &Compiled) -> anyhow::Result<Vec<Row>> {
     let l = q.layout;
     // The same query shape is the same text (values are bound), so dashboards reuse plans.
     let mut stmt = conn.prepare_cached(&q.sql)?;
