@@ -188,6 +188,11 @@ pub enum IdempotencyClaim {
     InProgress,
 }
 
+/// The idempotency scope of a tenant's requests: keys are per tenant.
+pub fn tenant_scope(tenant: &TenantId) -> String {
+    format!("tenant:{tenant}")
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` in `scope` for a request with this fingerprint. Entries older than

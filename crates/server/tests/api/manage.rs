@@ -200,6 +200,7 @@ async fn superusers_manage_tenants_and_deleting_one_deletes_its_data() {
         app.post("/api/v1/analytics/events")
             .bearer_auth(&su)
             .header("x-tenant-id", "gone")
+            .header("idempotency-key", "k-gone")
             .json(&json!({"event_name": "doomed", "event_id": "d1"})),
     )
     .await;
@@ -232,6 +233,17 @@ async fn superusers_manage_tenants_and_deleting_one_deletes_its_data() {
     assert_problem(&send(app.get("/api/v1/analytics/events").bearer_auth(&key)).await, 401);
     assert_problem(&send(app.get("/api/v1/analytics/events/d1").bearer_auth(&gone_admin)).await, 404);
     assert_eq!(send(app.get("/api/v1/analytics/events/d1").bearer_auth(admin())).await.1["event_name"], "kept");
+    // Its idempotency keys too: the tenant made again (by its token above) may use the key
+    // for another request.
+    let (s, again, _) = send(
+        app.post("/api/v1/analytics/events")
+            .bearer_auth(&su)
+            .header("x-tenant-id", "gone")
+            .header("idempotency-key", "k-gone")
+            .json(&json!({"event_name": "reborn", "event_id": "d2"})),
+    )
+    .await;
+    assert_eq!((s, again["event_id"].as_str()), (200, Some("d2")), "{again}");
     // A superuser cannot delete the tenant it stands in.
     assert_problem(&send(app.request("DELETE", "/api/v1/tenants/default").bearer_auth(&su)).await, 409);
     let a = actions(&send(app.get("/api/v1/audit").bearer_auth(&su)).await.1);

@@ -59,7 +59,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let key = req.headers().get("idempotency-key").cloned();
     let mut res = match (&principal, key) {
         (Some(p), Some(key)) if writes => {
-            let tenant_scope = format!("tenant:{}", p.tenant);
+            let tenant_scope = crate::store::tenant_scope(&p.tenant);
             req.extensions_mut().insert(p.clone());
             idempotency::run(&state, &tenant_scope, key, req, next).await
         }

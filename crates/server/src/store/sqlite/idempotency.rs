@@ -4,10 +4,14 @@
 //! process: claims live in memory ([`InFlight`]). A crash forgets them, and that is
 //! right: nothing was answered for them, so the client's retry must run. What must
 //! survive a crash is an answer once given: [`IdempotencyStore::complete_idempotency`]
-//! returns only when the answer is committed. Both the look-up of an earlier answer and
-//! the commit of a new one are done for concurrent requests together ([`read_answers`],
-//! [`write_answers`]): each statement is a round trip to SQLite's thread, and one serves
-//! many requests.
+//! returns only when the answer is committed.
+//!
+//! Answers are kept by a thread of their own with its own SQLite connection (rusqlite,
+//! not the pool): every keyed write waits for one, so it has to cost little. The thread
+//! commits whatever answers are waiting in one transaction with one prepared statement,
+//! and answers the look-ups (rare: [`RecentKeys`] spares every key never answered) in
+//! between. SQLite's commit in WAL mode with `synchronous = NORMAL` reaches the file
+//! before the request hears of it, so a retry after a kill -9 replays.
 //!
 //! In cluster mode several processes share the store, and a claim must be a row there
 //! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both.
@@ -15,17 +19,22 @@
 use super::recent_keys::RecentKeys;
 use super::{SqliteMeta, ts};
 use crate::store::{IdempotencyClaim, IdempotencyStore, StoreError, StoreResult, StoredResponse};
+use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// Answers committed in one transaction at most.
 const MAX_GROUP: usize = 256;
 /// Every this many completions, expired entries are deleted.
 const PURGE_EVERY: u64 = 1000;
+/// The table, for a store kept in memory (the file's comes from the store's migrations;
+/// a later migration of this table must be added here too).
+const IN_MEMORY_SCHEMA: &str = include_str!("../../../migrations/sqlite/0003_idempotency.sql");
 
 /// A request that holds its key now.
 struct Claim {
@@ -48,7 +57,7 @@ impl InFlight {
 }
 
 /// An answer to commit, and who waits for it.
-pub(super) struct Answer {
+struct Answer {
     scope: String,
     key: String,
     fingerprint: String,
@@ -59,156 +68,192 @@ pub(super) struct Answer {
 }
 
 /// A look-up of the answer kept for a key, and who waits for it.
-pub(super) struct Lookup {
+struct Lookup {
     scope: String,
     key: String,
     now: DateTime<Utc>,
     found: oneshot::Sender<Result<Option<Kept>, String>>,
 }
 
+/// What the answers thread is asked.
+enum Ask {
+    Keep(Answer),
+    Find(Lookup),
+    /// Every answer of a scope (a deleted tenant's).
+    ForgetScope(String, oneshot::Sender<Result<(), String>>),
+}
+
 /// An answer as kept, with the fingerprint of its request.
-#[derive(Clone)]
 struct Kept {
     fingerprint: String,
     response: StoredResponse,
-    expires_at: String,
 }
 
-/// The two tasks that read and write answers in groups (they end when the store is
-/// dropped), and the keys that may have an answer.
+/// The thread that keeps and finds answers (it ends when the store is dropped), and the
+/// keys that may have an answer.
 pub(super) struct Answers {
-    lookups: mpsc::Sender<Lookup>,
-    writes: mpsc::Sender<Answer>,
-    recent: RecentKeys,
+    asks: mpsc::Sender<Ask>,
+    recent: Arc<RecentKeys>,
 }
 
 impl Answers {
-    /// Starts the tasks, with the keys answered before (a restart) in `recent`.
-    pub(super) async fn start(reader: SqlitePool, writer: SqlitePool) -> anyhow::Result<Answers> {
+    /// Opens the thread's connection to the file at `path` (migrated already), or to a
+    /// table of its own in memory; fills [`RecentKeys`] with the keys answered before (a
+    /// restart), and starts the thread.
+    pub(super) async fn start(path: Option<&Path>) -> anyhow::Result<Answers> {
         let now = Utc::now();
-        let recent = RecentKeys::new(now);
-        // In pages, so that a day of keys is never in memory at once.
-        let mut after = 0i64;
-        loop {
-            let page = sqlx::query(
-                "SELECT rowid, scope, key FROM idempotency_keys WHERE rowid > ? AND state = 'done' AND expires_at > ? \
-                 ORDER BY rowid LIMIT 10000",
-            )
-            .bind(after)
-            .bind(ts(now))
-            .fetch_all(&reader)
-            .await?;
-            let Some(last) = page.last() else { break };
-            after = last.try_get("rowid")?;
-            for row in &page {
-                recent.insert(row.try_get("scope")?, row.try_get("key")?, now);
+        let recent = Arc::new(RecentKeys::new(now));
+        let (asks, rx) = mpsc::channel(4 * MAX_GROUP);
+        let (ready, started) = oneshot::channel();
+        let (path, filled) = (path.map(Path::to_owned), recent.clone());
+        std::thread::Builder::new().name("sightline-answers".into()).spawn(move || {
+            match open(path.as_deref()).and_then(|conn| fill(&conn, &filled, now).map(|()| conn)) {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    serve(conn, rx);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        })?;
+        started.await.context("the idempotency answers thread stopped")??;
+        Ok(Answers { asks, recent })
+    }
+
+    /// Deletes every answer kept in `scope`.
+    pub(super) async fn forget_scope(&self, scope: String) -> StoreResult<()> {
+        let (done, forgotten) = oneshot::channel();
+        self.ask(Ask::ForgetScope(scope, done), forgotten).await
+    }
+
+    async fn ask<T>(&self, ask: Ask, reply: oneshot::Receiver<Result<T, String>>) -> StoreResult<T> {
+        let outcome = match self.asks.send(ask).await {
+            Ok(()) => reply.await.unwrap_or_else(|_| Err("the answers thread stopped".into())),
+            Err(_) => Err("the answers thread stopped".into()),
+        };
+        outcome.map_err(|e| StoreError::Backend(anyhow::anyhow!(e)))
+    }
+}
+
+fn open(path: Option<&Path>) -> anyhow::Result<rusqlite::Connection> {
+    let conn = match path {
+        // The store's opening has switched the file to WAL; `synchronous` is per connection.
+        Some(p) => rusqlite::Connection::open(p).context("opening the meta store for idempotency answers")?,
+        None => {
+            let conn = rusqlite::Connection::open_in_memory()?;
+            conn.execute_batch(IN_MEMORY_SCHEMA)?;
+            conn
+        }
+    };
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Puts the keys answered within their day into `recent`, a page at a time, so that a
+/// day of keys is never in memory at once.
+fn fill(conn: &rusqlite::Connection, recent: &RecentKeys, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut page = conn.prepare(
+        "SELECT rowid, scope, key FROM idempotency_keys WHERE rowid > ? AND state = 'done' AND expires_at > ? \
+         ORDER BY rowid LIMIT 10000",
+    )?;
+    let mut after = 0i64;
+    loop {
+        let mut rows = page.query(params![after, ts(now)])?;
+        let mut any = false;
+        while let Some(row) = rows.next()? {
+            any = true;
+            after = row.get(0)?;
+            recent.insert(&row.get::<_, String>(1)?, &row.get::<_, String>(2)?, now);
+        }
+        if !any {
+            return Ok(());
+        }
+    }
+}
+
+/// The thread: takes what is asked, up to [`MAX_GROUP`] at once, commits the answers in
+/// one transaction (under load one commit serves many requests; alone, a request waits
+/// for its own commit only), then answers the look-ups.
+fn serve(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Ask>) {
+    let mut written = 0u64;
+    while let Some(first) = rx.blocking_recv() {
+        let (mut keeps, mut finds, mut forgets) = (Vec::new(), Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(ask) = next.take() {
+            match ask {
+                Ask::Keep(a) => keeps.push(a),
+                Ask::Find(l) => finds.push(l),
+                Ask::ForgetScope(scope, done) => forgets.push((scope, done)),
+            }
+            if keeps.len() + finds.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
             }
         }
-        let (lookups, lrx) = mpsc::channel(4 * MAX_GROUP);
-        let (writes, wrx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(read_answers(reader, lrx));
-        tokio::spawn(write_answers(writer, wrx));
-        Ok(Answers { lookups, writes, recent })
-    }
-}
-
-/// Takes the first of `rx` and whatever else waits, up to [`MAX_GROUP`].
-async fn next_group<T>(rx: &mut mpsc::Receiver<T>) -> Option<Vec<T>> {
-    let mut group = vec![rx.recv().await?];
-    while group.len() < MAX_GROUP {
-        match rx.try_recv() {
-            Ok(t) => group.push(t),
-            Err(_) => break,
+        if !keeps.is_empty() {
+            let purge = written / PURGE_EVERY != (written + keeps.len() as u64) / PURGE_EVERY;
+            written += keeps.len() as u64;
+            let outcome = keep(&mut conn, &keeps, purge).map_err(|e| format!("{e:#}"));
+            for a in keeps {
+                let _ = a.done.send(outcome.clone());
+            }
         }
-    }
-    Some(group)
-}
-
-/// Finds the answers kept for a group of keys with one statement.
-async fn read_answers(reader: SqlitePool, mut rx: mpsc::Receiver<Lookup>) {
-    while let Some(group) = next_group(&mut rx).await {
-        let mut select = sqlx::QueryBuilder::new(
-            "SELECT scope, key, fingerprint, status, headers, body, expires_at FROM idempotency_keys \
-             WHERE state = 'done' AND (scope, key) IN (",
-        );
-        select.push_values(&group, |mut row, l| {
-            row.push_bind(&l.scope).push_bind(&l.key);
-        });
-        select.push(")");
-        let kept: Result<HashMap<(String, String), Kept>, String> = async {
-            let rows = select.build().fetch_all(&reader).await.map_err(|e| e.to_string())?;
-            rows.iter().map(kept).collect::<Result<_, _>>().map_err(|e| e.to_string())
+        for l in finds {
+            let _ = l.found.send(find(&conn, &l.scope, &l.key, l.now).map_err(|e| format!("{e:#}")));
         }
-        .await;
-        for l in group {
-            let found = kept.as_ref().map_err(Clone::clone).map(|k| {
-                // Stored times are RFC 3339 of one width, so text order is time order.
-                k.get(&(l.scope.clone(), l.key.clone())).filter(|k| k.expires_at > ts(l.now)).cloned()
-            });
-            let _ = l.found.send(found);
+        for (scope, done) in forgets {
+            let deleted = conn.execute("DELETE FROM idempotency_keys WHERE scope = ?", [scope]);
+            let _ = done.send(deleted.map(|_| ()).map_err(|e| e.to_string()));
         }
     }
 }
 
-fn kept(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<((String, String), Kept)> {
-    let headers: Option<String> = row.try_get("headers")?;
-    let headers: Vec<(String, String)> = serde_json::from_str(headers.as_deref().unwrap_or("[]"))?;
-    Ok((
-        (row.try_get("scope")?, row.try_get("key")?),
-        Kept {
-            fingerprint: row.try_get("fingerprint")?,
-            response: StoredResponse {
-                status: row.try_get::<i64, _>("status")? as u16,
-                headers,
-                body: row.try_get("body")?,
-            },
-            expires_at: row.try_get("expires_at")?,
-        },
-    ))
-}
-
-/// Commits whatever answers are waiting, up to [`MAX_GROUP`] at once: under load one
-/// commit serves many requests; alone, a request waits for its own commit only.
-async fn write_answers(writer: SqlitePool, mut rx: mpsc::Receiver<Answer>) {
-    let mut written = 0u64;
-    while let Some(group) = next_group(&mut rx).await {
-        let purge = written / PURGE_EVERY != (written + group.len() as u64) / PURGE_EVERY;
-        written += group.len() as u64;
-        let outcome = commit(&writer, &group, purge).await.map_err(|e| e.to_string());
-        for a in group {
-            let _ = a.done.send(outcome.clone());
-        }
-    }
-}
-
-async fn commit(writer: &SqlitePool, group: &[Answer], purge: bool) -> Result<(), sqlx::Error> {
+fn keep(conn: &mut rusqlite::Connection, group: &[Answer], purge: bool) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if purge {
-        sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= ?").bind(ts(Utc::now())).execute(writer).await?;
+        tx.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", [ts(Utc::now())])?;
     }
-    // One statement for the group, committed by itself (a statement is its own
-    // transaction): each statement is a round trip to SQLite's thread.
-    let mut insert = sqlx::QueryBuilder::new(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, headers, body, created_at, expires_at) ",
-    );
-    insert.push_values(group, |mut row, a| {
-        let headers = serde_json::to_string(&a.response.headers).unwrap_or_else(|_| "[]".into());
-        row.push_bind(&a.scope)
-            .push_bind(&a.key)
-            .push_bind(&a.fingerprint)
-            .push_bind("done")
-            .push_bind(a.response.status as i64)
-            .push_bind(headers)
-            .push_bind(&a.response.body)
-            .push_bind(ts(a.created_at))
-            .push_bind(ts(a.expires_at));
-    });
-    // A key taken over (expired, or left `running` by an earlier version) is replaced.
-    insert.push(
-        " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'done', \
-         status = excluded.status, headers = excluded.headers, body = excluded.body, \
-         created_at = excluded.created_at, expires_at = excluded.expires_at",
-    );
-    insert.build().execute(writer).await.map(|_| ())
+    {
+        // A key taken over (expired, or left `running` by an earlier version) is replaced.
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, headers, body, created_at, expires_at) \
+             VALUES (?, ?, ?, 'done', ?, ?, ?, ?, ?) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'done', \
+             status = excluded.status, headers = excluded.headers, body = excluded.body, \
+             created_at = excluded.created_at, expires_at = excluded.expires_at",
+        )?;
+        for a in group {
+            insert.execute(params![
+                a.scope,
+                a.key,
+                a.fingerprint,
+                a.response.status,
+                serde_json::to_string(&a.response.headers)?,
+                a.response.body,
+                ts(a.created_at),
+                ts(a.expires_at),
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn find(conn: &rusqlite::Connection, scope: &str, key: &str, now: DateTime<Utc>) -> anyhow::Result<Option<Kept>> {
+    // Stored times are RFC 3339 of one width, so text order is time order.
+    let mut select = conn.prepare_cached(
+        "SELECT fingerprint, status, headers, body FROM idempotency_keys \
+         WHERE scope = ? AND key = ? AND state = 'done' AND expires_at > ?",
+    )?;
+    let row = select
+        .query_row(params![scope, key, ts(now)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, u16>(1)?, row.get::<_, Option<String>>(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let Some((fingerprint, status, headers, body)) = row else { return Ok(None) };
+    let headers = serde_json::from_str(headers.as_deref().unwrap_or("[]"))?;
+    Ok(Some(Kept { fingerprint, response: StoredResponse { status, headers, body } }))
 }
 
 #[async_trait]
@@ -248,15 +293,11 @@ impl IdempotencyStore for SqliteMeta {
         // An answer given before, within its day?
         let (reply, found) = oneshot::channel();
         let lookup = Lookup { scope: scope.to_owned(), key: key.to_owned(), now, found: reply };
-        let found = match self.answers.lookups.send(lookup).await {
-            Ok(()) => found.await.unwrap_or_else(|_| Err("the answer reader stopped".into())),
-            Err(_) => Err("the answer reader stopped".into()),
-        };
-        let claim = match found {
+        let claim = match self.answers.ask(Ask::Find(lookup), found).await {
             Ok(None) => return Ok(IdempotencyClaim::Claimed),
             Ok(Some(k)) if k.fingerprint == fingerprint => Ok(IdempotencyClaim::Replay(k.response)),
             Ok(Some(_)) => Ok(IdempotencyClaim::Mismatch),
-            Err(e) => Err(StoreError::Backend(anyhow::anyhow!(e))),
+            Err(e) => Err(e),
         };
         self.in_flight.lock().remove(&id);
         claim
@@ -281,17 +322,14 @@ impl IdempotencyStore for SqliteMeta {
             response,
             done,
         };
-        let outcome = match self.answers.writes.send(answer).await {
-            Ok(()) => committed.await.unwrap_or_else(|_| Err("the answer writer stopped".into())),
-            Err(_) => Err("the answer writer stopped".into()),
-        };
+        let outcome = self.answers.ask(Ask::Keep(answer), committed).await;
         // Released once the answer is kept (or could not be): a retry then replays it, or
         // runs, and is never told "in progress" forever. Known as kept before that.
         if outcome.is_ok() {
             self.answers.recent.insert(scope, key, created_at);
         }
         self.in_flight.lock().remove(&id);
-        outcome.map_err(|e| StoreError::Backend(anyhow::anyhow!(e)))
+        outcome
     }
 
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()> {

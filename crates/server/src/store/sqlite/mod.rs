@@ -80,7 +80,7 @@ impl SqliteMeta {
                 .await
                 .context("opening the SQLite meta store's writer")?,
         };
-        let answers = idempotency::Answers::start(pool.clone(), writer.clone()).await?;
+        let answers = idempotency::Answers::start(path).await?;
         Ok(Self { pool, writer, in_flight: Default::default(), answers })
     }
 }

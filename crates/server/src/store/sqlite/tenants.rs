@@ -58,7 +58,9 @@ impl TenantStore for SqliteMeta {
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> StoreResult<bool> {
-        // Users, keys, tokens and audit lines go with it (ON DELETE CASCADE).
+        // Users, keys, tokens and audit lines go with it (ON DELETE CASCADE); the answers
+        // kept for its idempotency keys are not tied to it by a key.
+        self.answers.forget_scope(crate::store::tenant_scope(id)).await?;
         let done = sqlx::query("DELETE FROM tenants WHERE id = ?")
             .bind(id.as_str())
             .execute(&self.writer)
