@@ -92,7 +92,8 @@ impl App {
             None => stores.meta.setting_or_init("jwt_secret", &random_secret).await.map_err(anyhow_of)?,
         };
         bootstrap_admin(&config, stores.meta.as_ref()).await?;
-        let (ingest, writer) = Ingestor::start(stores.sink, config.ingest_queue, config.ingest_max_batch);
+        let keeper = stores.meta.answer_keeper();
+        let (ingest, writer) = Ingestor::start(stores.sink, config.ingest_queue, config.ingest_max_batch, keeper);
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let limiter = crate::http::guard::rate_limit::Limiter::from_config(&config)?;
         let cors = crate::http::hygiene::CorsPolicy::load(&config.cors_origins, stores.meta.as_ref()).await?;

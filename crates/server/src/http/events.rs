@@ -3,12 +3,16 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::guard::idempotency::{AnswerKept, Ticket};
 use crate::app::AppState;
 use crate::auth::{Caller, CanIngest, CanRead};
 use crate::ingest::{IngestError, to_row_with};
-use crate::store::{EventFilter, EventRow, Page, StoredEvent};
-use axum::Json;
+use crate::store::{EventFilter, EventRow, Page, StoredEvent, StoredResponse};
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -39,12 +43,34 @@ pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-async fn commit(state: &AppState, rows: Vec<EventRow>) -> ApiResult<()> {
-    state.ingest.submit(rows).await.map_err(|e| match e {
+/// Commits `rows` and answers `answer` (200, JSON). A keyed request's answer is kept by
+/// the ingest writer right after the commit (see `guard::idempotency`).
+async fn commit<T: Serialize>(
+    state: &AppState,
+    ticket: Option<Extension<Ticket>>,
+    rows: Vec<EventRow>,
+    answer: &T,
+) -> ApiResult<Response> {
+    const JSON: &str = "application/json";
+    let body = serde_json::to_vec(answer).map_err(ApiError::internal)?;
+    let kept = ticket.map(|Extension(t)| {
+        t.answer(StoredResponse {
+            status: 200,
+            headers: vec![(CONTENT_TYPE.as_str().to_owned(), JSON.to_owned())],
+            body: body.clone(),
+        })
+    });
+    let keyed = kept.is_some();
+    state.ingest.submit_answered(rows, kept).await.map_err(|e| match e {
         IngestError::Busy => ApiError::unavailable("the ingest queue is full; retry after the Retry-After delay", 1),
         IngestError::Closed => ApiError::unavailable("the service is shutting down", 5),
         IngestError::Failed(m) => ApiError::internal(m),
-    })
+    })?;
+    let mut res = ([(CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response();
+    if keyed {
+        res.extensions_mut().insert(AnswerKept);
+    }
+    Ok(res)
 }
 
 /// One event as a client sends it: seed 004's `{event_name, properties}` or seed 001's
@@ -126,13 +152,14 @@ pub struct Tracked {
 pub async fn track_event(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
+    ticket: Option<Extension<Ticket>>,
     ApiJson(EventBody(body)): ApiJson<EventBody>,
-) -> ApiResult<Json<Tracked>> {
+) -> ApiResult<Response> {
     let now = now();
     let ev = parse_event(body, "", now, new_id).map_err(invalid_event)?;
-    let (id, ts) = (ev.event_id.clone(), ev.timestamp);
-    commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
-    Ok(Json(Tracked { success: true, tracked: true, event_id: id, timestamp: rfc3339(ts) }))
+    let answer =
+        Tracked { success: true, tracked: true, event_id: ev.event_id.clone(), timestamp: rfc3339(ev.timestamp) };
+    commit(&state, ticket, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)], &answer).await
 }
 
 fn invalid_event(errors: Vec<FieldError>) -> ApiError {
@@ -148,8 +175,9 @@ fn invalid_event(errors: Vec<FieldError>) -> ApiError {
 pub async fn track_batch(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
+    ticket: Option<Extension<Ticket>>,
     ApiJson(BatchBody(body)): ApiJson<BatchBody>,
-) -> ApiResult<Json<BatchTracked>> {
+) -> ApiResult<Response> {
     let now = now();
     let Value::Object(mut obj) = body else {
         return Err(ApiError::field("body", "a batch is a JSON object: {\"events\": [...]}"));
@@ -186,10 +214,10 @@ pub async fn track_batch(
         return Err(ApiError::validation(format!("none of the {total} events is valid"), fields));
     }
     let tracked = rows.len();
-    commit(&state, rows).await?;
     let errors =
         errors.into_iter().map(|(index, e)| BatchError { index, field: e.field, message: e.message }).collect();
-    Ok(Json(BatchTracked { success: true, tracked, failed: total - tracked, event_ids: ids, errors }))
+    let answer = BatchTracked { success: true, tracked, failed: total - tracked, event_ids: ids, errors };
+    commit(&state, ticket, rows, &answer).await
 }
 
 /// What a batch stored and what it refused.
@@ -232,21 +260,21 @@ pub struct ActivityTracked {
 pub async fn track_activity(
     caller: Caller<CanIngest>,
     State(state): State<AppState>,
+    ticket: Option<Extension<Ticket>>,
     ApiJson(ActivityBody(body)): ApiJson<ActivityBody>,
-) -> ApiResult<Json<ActivityTracked>> {
+) -> ApiResult<Response> {
     let now = now();
     let ev = parse_activity(body, &caller.subject, now, new_id).map_err(invalid_event)?;
-    let (id, name, ts) = (ev.event_id.clone(), ev.name.clone(), ev.timestamp);
-    commit(&state, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)]).await?;
-    Ok(Json(ActivityTracked {
+    let answer = ActivityTracked {
         success: true,
         tracked: true,
         message: "Activity tracked successfully",
-        event_id: id,
-        activity_type: name,
+        event_id: ev.event_id.clone(),
+        activity_type: ev.name.clone(),
         user_id: caller.subject.clone(),
-        timestamp: rfc3339(ts),
-    }))
+        timestamp: rfc3339(ev.timestamp),
+    };
+    commit(&state, ticket, vec![to_row_with(&caller.tenant, ev, now, &state.property_columns)], &answer).await
 }
 
 /// Which events to list.

@@ -3,10 +3,14 @@
 //! (group commit) and only then answers each request. So an acknowledged event is a
 //! committed event, and a burst costs a few large commits instead of many small ones.
 //!
+//! A keyed request (`Idempotency-Key`) hands its answer along with its events; the writer
+//! keeps it ([`AnswerKeeper`]) right after the commit and before the request hears of it,
+//! so no other thread has to wake up on the request's way.
+//!
 //! The queue is bounded: when it is full a request is refused at once ([`IngestError::Busy`],
 //! a 503 with `Retry-After`) rather than queued without limit or dropped.
 
-use crate::store::{EventRow, EventSink};
+use crate::store::{AnswerKeeper, EventRow, EventSink, KeptAnswer};
 use crate::telemetry::names;
 use chrono::{DateTime, Utc};
 use sightline_core::event::NewEvent;
@@ -57,6 +61,8 @@ pub fn to_row_with(tenant: &TenantId, ev: NewEvent, received_at: DateTime<Utc>, 
 
 struct Job {
     rows: Vec<EventRow>,
+    /// A keyed request's answer, to keep once the rows are committed.
+    answer: Option<KeptAnswer>,
     reply: oneshot::Sender<Result<(), IngestError>>,
 }
 
@@ -90,24 +96,35 @@ impl Writer {
 
 impl Ingestor {
     /// Starts the writer thread on `sink`. `queue` bounds waiting requests; `max_batch`
-    /// bounds the events of one commit.
-    pub fn start(sink: impl EventSink, queue: usize, max_batch: usize) -> (Ingestor, Writer) {
+    /// bounds the events of one commit; `keeper` keeps the answers of keyed requests.
+    pub fn start(
+        sink: impl EventSink,
+        queue: usize,
+        max_batch: usize,
+        keeper: Box<dyn AnswerKeeper>,
+    ) -> (Ingestor, Writer) {
         let (tx, rx) = mpsc::channel(queue);
         let depth = Arc::new(AtomicUsize::new(0));
         let d = depth.clone();
         let handle = std::thread::Builder::new()
             .name("sightline-writer".into())
-            .spawn(move || writer_loop(sink, rx, d, max_batch))
+            .spawn(move || writer_loop(sink, keeper, rx, d, max_batch))
             .expect("spawning the writer thread");
         (Ingestor { tx, depth }, Writer(handle))
     }
 
     /// Queues `rows` and waits until they are committed (or refused).
     pub async fn submit(&self, rows: Vec<EventRow>) -> Result<(), IngestError> {
-        let (reply, answer) = oneshot::channel();
+        self.submit_answered(rows, None).await
+    }
+
+    /// [`Ingestor::submit`], and keeps `answer` (a keyed request's) once the rows are
+    /// committed, before returning.
+    pub async fn submit_answered(&self, rows: Vec<EventRow>, answer: Option<KeptAnswer>) -> Result<(), IngestError> {
+        let (reply, answered) = oneshot::channel();
         // Counted before sending: the writer may take the job before try_send returns.
         let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        match self.tx.try_send(Msg::Job(Job { rows, reply })) {
+        match self.tx.try_send(Msg::Job(Job { rows, answer, reply })) {
             Ok(()) => metrics::gauge!(names::INGEST_QUEUE_DEPTH).set(d as f64),
             Err(e) => {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
@@ -121,7 +138,7 @@ impl Ingestor {
             }
         }
         // The writer answers every job it takes; a dropped sender means it died.
-        answer.await.unwrap_or(Err(IngestError::Closed))
+        answered.await.unwrap_or(Err(IngestError::Closed))
     }
 
     /// Deletes a tenant's events once everything queued before is committed.
@@ -168,7 +185,13 @@ impl Ingestor {
     }
 }
 
-fn writer_loop<S: EventSink>(mut sink: S, mut rx: mpsc::Receiver<Msg>, depth: Arc<AtomicUsize>, max_batch: usize) {
+fn writer_loop<S: EventSink>(
+    mut sink: S,
+    mut keeper: Box<dyn AnswerKeeper>,
+    mut rx: mpsc::Receiver<Msg>,
+    depth: Arc<AtomicUsize>,
+    max_batch: usize,
+) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut rows: Vec<EventRow> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -206,7 +229,7 @@ fn writer_loop<S: EventSink>(mut sink: S, mut rx: mpsc::Receiver<Msg>, depth: Ar
         let d = depth.fetch_sub(taken, Ordering::Relaxed).saturating_sub(taken);
         metrics::gauge!(names::INGEST_QUEUE_DEPTH).set(d as f64);
         if !jobs.is_empty() {
-            commit_group(&mut sink, &mut jobs, &rows);
+            commit_group(&mut sink, keeper.as_mut(), &mut jobs, &rows);
             rows.clear();
         }
         if let Some((tenant, done)) = delete {
@@ -220,7 +243,7 @@ fn writer_loop<S: EventSink>(mut sink: S, mut rx: mpsc::Receiver<Msg>, depth: Ar
             // Jobs that raced in behind the shutdown are still committed.
             while let Ok(m) = rx.try_recv() {
                 match m {
-                    Msg::Job(job) => commit_one(&mut sink, job),
+                    Msg::Job(job) => commit_one(&mut sink, keeper.as_mut(), job),
                     Msg::DeleteTenant(t, done) => {
                         let _ = done.send(sink.delete_tenant(&t));
                     }
@@ -237,11 +260,12 @@ fn writer_loop<S: EventSink>(mut sink: S, mut rx: mpsc::Receiver<Msg>, depth: Ar
     let _ = sink.checkpoint();
 }
 
-fn commit_group(sink: &mut impl EventSink, jobs: &mut Vec<Job>, rows: &[EventRow]) {
+fn commit_group(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, jobs: &mut Vec<Job>, rows: &[EventRow]) {
     let started = Instant::now();
     match sink.commit(rows) {
         Ok(outcome) => {
             record(rows.len(), outcome.inserted, started);
+            keeper.keep(jobs.iter_mut().filter_map(|j| j.answer.take()).collect());
             for job in jobs.drain(..) {
                 let _ = job.reply.send(Ok(()));
             }
@@ -251,7 +275,7 @@ fn commit_group(sink: &mut impl EventSink, jobs: &mut Vec<Job>, rows: &[EventRow
             // others still land and only the culprit hears of it.
             tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing requests one by one");
             for job in jobs.drain(..) {
-                commit_one(sink, job);
+                commit_one(sink, keeper, job);
             }
         }
         Err(e) => {
@@ -263,12 +287,19 @@ fn commit_group(sink: &mut impl EventSink, jobs: &mut Vec<Job>, rows: &[EventRow
     }
 }
 
-fn commit_one(sink: &mut impl EventSink, job: Job) {
+fn commit_one(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, job: Job) {
     let started = Instant::now();
-    let result = sink.commit(&job.rows).map(|o| record(job.rows.len(), o.inserted, started)).map_err(|e| {
-        tracing::error!(error = %e, "commit failed");
-        IngestError::Failed(e.to_string())
-    });
+    let result = match sink.commit(&job.rows) {
+        Ok(o) => {
+            record(job.rows.len(), o.inserted, started);
+            keeper.keep(job.answer.into_iter().collect());
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed");
+            Err(IngestError::Failed(e.to_string()))
+        }
+    };
     let _ = job.reply.send(result);
 }
 
@@ -350,7 +381,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_and_queued_jobs_share_a_commit() {
         let (sink, open, groups) = gated(None);
-        let (ing, writer) = Ingestor::start(sink, 3, 1000);
+        let (ing, writer) = Ingestor::start(sink, 3, 1000, Box::new(crate::store::NoKeeper));
         // The first job is taken by the writer, which then blocks on the gate.
         let first = tokio::spawn({
             let ing = ing.clone();
@@ -385,7 +416,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_request_does_not_sink_its_group() {
         let (sink, open, groups) = gated(Some("poison"));
-        let (ing, writer) = Ingestor::start(sink, 16, 1000);
+        let (ing, writer) = Ingestor::start(sink, 16, 1000, Box::new(crate::store::NoKeeper));
         for _ in 0..10 {
             open.send(()).unwrap();
         }

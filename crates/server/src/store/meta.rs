@@ -193,8 +193,38 @@ pub fn tenant_scope(tenant: &TenantId) -> String {
     format!("tenant:{tenant}")
 }
 
+/// An answer to keep for a key, with what identifies its request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptAnswer {
+    pub scope: String,
+    pub key: String,
+    /// Of the request (method, path, query, body): another request with the key is a 422.
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub response: StoredResponse,
+}
+
+/// Keeps the answers of keyed ingest requests on the ingest writer's thread, right after
+/// their events are committed and before the requests hear of it: no other thread has to
+/// wake up on a keyed request's way (see `crate::ingest`).
+pub trait AnswerKeeper: Send {
+    /// Keeps `answers` and ends their claims. A failure is logged: the events are stored,
+    /// and a retry runs again instead of replaying.
+    fn keep(&mut self, answers: Vec<KeptAnswer>);
+}
+
+/// Keeps nothing (the writer on its own, in tests and benches).
+pub struct NoKeeper;
+
+impl AnswerKeeper for NoKeeper {
+    fn keep(&mut self, _: Vec<KeptAnswer>) {}
+}
+
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
+    /// The keeper for the ingest writer's thread.
+    fn answer_keeper(&self) -> Box<dyn AnswerKeeper>;
     /// Claims `key` in `scope` for a request with this fingerprint. Entries older than
     /// `ttl` are gone; a `running` entry older than `stale` counts as abandoned.
     async fn claim_idempotency(

@@ -2,16 +2,21 @@
 //! answer with `Idempotent-Replayed: true`; with another request it is a 422; while the
 //! first is still running, a 409. Keys are per tenant and kept 24 hours. Answers that
 //! failed on our side (5xx) or were refused for load (429) are not kept, so a retry runs.
+//!
+//! The guard keeps a handler's answer after the handler. An ingest handler does better: it
+//! takes the request's [`Ticket`] and hands its answer to the ingest writer with its events
+//! (`crate::ingest`); its response then carries [`AnswerKept`], and the guard has nothing
+//! left to do.
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use crate::store::{IdempotencyClaim, StoredResponse};
+use crate::store::{IdempotencyClaim, KeptAnswer, StoredResponse};
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use sightline_core::code::Code;
 
@@ -20,6 +25,33 @@ pub const MAX_KEY_LEN: usize = 255;
 const MAX_BODY: usize = crate::http::events::MAX_BATCH_BYTES;
 /// Response headers worth replaying.
 const KEPT_HEADERS: [&str; 2] = ["content-type", "location"];
+
+/// A keyed request's claim, in its extensions: what its handler needs to keep its answer.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    scope: String,
+    key: String,
+    fingerprint: String,
+    at: DateTime<Utc>,
+}
+
+impl Ticket {
+    /// The answer to keep for this request.
+    pub fn answer(self, response: StoredResponse) -> KeptAnswer {
+        KeptAnswer {
+            scope: self.scope,
+            key: self.key,
+            fingerprint: self.fingerprint,
+            created_at: self.at,
+            expires_at: self.at + ttl(),
+            response,
+        }
+    }
+}
+
+/// On a response: its answer is kept already, and its claim ended (through a [`Ticket`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerKept;
 
 pub fn ttl() -> Duration {
     Duration::hours(24)
@@ -62,7 +94,8 @@ pub async fn run(state: &AppState, scope: &str, key: HeaderValue, req: Request, 
     h.update(b"\n");
     h.update(&bytes);
     let fingerprint = hex::encode(h.finalize());
-    let claim = state.meta.claim_idempotency(scope, &key, &fingerprint, Utc::now(), ttl(), stale()).await;
+    let now = Utc::now();
+    let claim = state.meta.claim_idempotency(scope, &key, &fingerprint, now, ttl(), stale()).await;
     match claim {
         Err(e) => ApiError::from(e).into_response(),
         Ok(IdempotencyClaim::Mismatch) => ApiError::new(
@@ -78,7 +111,12 @@ pub async fn run(state: &AppState, scope: &str, key: HeaderValue, req: Request, 
         }
         Ok(IdempotencyClaim::Replay(stored)) => replay(stored),
         Ok(IdempotencyClaim::Claimed) => {
+            let mut parts = parts;
+            parts.extensions.insert(Ticket { scope: scope.to_owned(), key: key.clone(), fingerprint, at: now });
             let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            if res.extensions().get::<AnswerKept>().is_some() {
+                return res;
+            }
             let status = res.status();
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 if let Err(e) = state.meta.release_idempotency(scope, &key).await {

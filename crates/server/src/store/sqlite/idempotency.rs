@@ -6,25 +6,31 @@
 //! survive a crash is an answer once given: [`IdempotencyStore::complete_idempotency`]
 //! returns only when the answer is committed.
 //!
-//! Answers are kept by a thread of their own with its own SQLite connection (rusqlite,
-//! not the pool): every keyed write waits for one, so it has to cost little. The thread
-//! commits whatever answers are waiting in one transaction with one prepared statement,
-//! and answers the look-ups (rare: [`RecentKeys`] spares every key never answered) in
-//! between. SQLite's commit in WAL mode with `synchronous = NORMAL` reaches the file
-//! before the request hears of it, so a retry after a kill -9 replays.
+//! Answers are kept on a SQLite connection of their own (rusqlite, not the pool): every
+//! keyed write waits for one, so it has to cost little. Whatever answers are waiting are
+//! committed in one transaction with one prepared statement, by a thread of their own,
+//! which also answers the look-ups (rare: [`RecentKeys`] spares every key never answered).
+//! Keyed ingest requests do better still: the ingest writer keeps their answers itself,
+//! on the same connection, right after it commits their events ([`Keeper`]), so that no
+//! other thread has to be woken and scheduled on their way (on two busy cores, that wait
+//! was most of what a key cost). SQLite's commit in WAL mode with `synchronous = NORMAL`
+//! reaches the file before the request hears of it, so a retry after a kill -9 replays.
 //!
 //! In cluster mode several processes share the store, and a claim must be a row there
 //! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both.
 
 use super::recent_keys::RecentKeys;
 use super::{SqliteMeta, ts};
-use crate::store::{IdempotencyClaim, IdempotencyStore, StoreError, StoreResult, StoredResponse};
+use crate::store::{
+    AnswerKeeper, IdempotencyClaim, IdempotencyStore, KeptAnswer, StoreError, StoreResult, StoredResponse,
+};
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,12 +64,7 @@ impl InFlight {
 
 /// An answer to commit, and who waits for it.
 struct Answer {
-    scope: String,
-    key: String,
-    fingerprint: String,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    response: StoredResponse,
+    kept: KeptAnswer,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -89,11 +90,34 @@ struct Kept {
     response: StoredResponse,
 }
 
-/// The thread that keeps and finds answers (it ends when the store is dropped), and the
-/// keys that may have an answer.
+/// The connection answers are kept on.
+type Conn = Arc<Mutex<rusqlite::Connection>>;
+
+/// Answers kept so far, by either keeper: every [`PURGE_EVERY`], expired ones are deleted.
+#[derive(Default)]
+struct Written(AtomicU64);
+
+impl Written {
+    /// Counts `n` more; true when this crosses a multiple of [`PURGE_EVERY`].
+    fn purge_due(&self, n: usize) -> bool {
+        let before = self.0.fetch_add(n as u64, Ordering::Relaxed);
+        before / PURGE_EVERY != (before + n as u64) / PURGE_EVERY
+    }
+}
+
+fn lock(conn: &Conn) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    // A poisoned lock holds a connection whose transaction was rolled back when dropped.
+    conn.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The thread that keeps and finds answers (it ends when the store is dropped), the keys
+/// that may have an answer, and the claims.
 pub(super) struct Answers {
     asks: mpsc::Sender<Ask>,
     recent: Arc<RecentKeys>,
+    in_flight: Arc<InFlight>,
+    conn: Conn,
+    written: Arc<Written>,
 }
 
 impl Answers {
@@ -104,21 +128,17 @@ impl Answers {
         let now = Utc::now();
         let recent = Arc::new(RecentKeys::new(now));
         let (asks, rx) = mpsc::channel(4 * MAX_GROUP);
-        let (ready, started) = oneshot::channel();
-        let (path, filled) = (path.map(Path::to_owned), recent.clone());
-        std::thread::Builder::new().name("sightline-answers".into()).spawn(move || {
-            match open(path.as_deref()).and_then(|conn| fill(&conn, &filled, now).map(|()| conn)) {
-                Ok(conn) => {
-                    let _ = ready.send(Ok(()));
-                    serve(conn, rx);
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
-            }
-        })?;
-        started.await.context("the idempotency answers thread stopped")??;
-        Ok(Answers { asks, recent })
+        let path = path.map(Path::to_owned);
+        let filled = recent.clone();
+        let conn = tokio::task::spawn_blocking(move || {
+            open(path.as_deref()).and_then(|conn| fill(&conn, &filled, now).map(|()| conn))
+        })
+        .await??;
+        let conn = Arc::new(Mutex::new(conn));
+        let written = Arc::new(Written::default());
+        let (served, counted) = (conn.clone(), written.clone());
+        std::thread::Builder::new().name("sightline-answers".into()).spawn(move || serve(served, counted, rx))?;
+        Ok(Answers { asks, recent, in_flight: Default::default(), conn, written })
     }
 
     /// Deletes every answer kept in `scope`.
@@ -176,8 +196,7 @@ fn fill(conn: &rusqlite::Connection, recent: &RecentKeys, now: DateTime<Utc>) ->
 /// The thread: takes what is asked, up to [`MAX_GROUP`] at once, commits the answers in
 /// one transaction (under load one commit serves many requests; alone, a request waits
 /// for its own commit only), then answers the look-ups.
-fn serve(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Ask>) {
-    let mut written = 0u64;
+fn serve(conn: Conn, written: Arc<Written>, mut rx: mpsc::Receiver<Ask>) {
     while let Some(first) = rx.blocking_recv() {
         let (mut keeps, mut finds, mut forgets) = (Vec::new(), Vec::new(), Vec::new());
         let mut next = Some(first);
@@ -192,24 +211,27 @@ fn serve(mut conn: rusqlite::Connection, mut rx: mpsc::Receiver<Ask>) {
             }
         }
         if !keeps.is_empty() {
-            let purge = written / PURGE_EVERY != (written + keeps.len() as u64) / PURGE_EVERY;
-            written += keeps.len() as u64;
-            let outcome = keep(&mut conn, &keeps, purge).map_err(|e| format!("{e:#}"));
+            let purge = written.purge_due(keeps.len());
+            let outcome = keep(&mut lock(&conn), keeps.iter().map(|a| &a.kept), purge).map_err(|e| format!("{e:#}"));
             for a in keeps {
                 let _ = a.done.send(outcome.clone());
             }
         }
         for l in finds {
-            let _ = l.found.send(find(&conn, &l.scope, &l.key, l.now).map_err(|e| format!("{e:#}")));
+            let _ = l.found.send(find(&lock(&conn), &l.scope, &l.key, l.now).map_err(|e| format!("{e:#}")));
         }
         for (scope, done) in forgets {
-            let deleted = conn.execute("DELETE FROM idempotency_keys WHERE scope = ?", [scope]);
+            let deleted = lock(&conn).execute("DELETE FROM idempotency_keys WHERE scope = ?", [scope]);
             let _ = done.send(deleted.map(|_| ()).map_err(|e| e.to_string()));
         }
     }
 }
 
-fn keep(conn: &mut rusqlite::Connection, group: &[Answer], purge: bool) -> anyhow::Result<()> {
+fn keep<'a>(
+    conn: &mut rusqlite::Connection,
+    group: impl Iterator<Item = &'a KeptAnswer>,
+    purge: bool,
+) -> anyhow::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if purge {
         tx.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", [ts(Utc::now())])?;
@@ -256,8 +278,44 @@ fn find(conn: &rusqlite::Connection, scope: &str, key: &str, now: DateTime<Utc>)
     Ok(Some(Kept { fingerprint, response: StoredResponse { status, headers, body } }))
 }
 
+/// Keeps answers on the ingest writer's thread (see the module's documentation).
+struct Keeper {
+    conn: Conn,
+    written: Arc<Written>,
+    recent: Arc<RecentKeys>,
+    in_flight: Arc<InFlight>,
+}
+
+impl AnswerKeeper for Keeper {
+    fn keep(&mut self, answers: Vec<KeptAnswer>) {
+        if answers.is_empty() {
+            return;
+        }
+        let purge = self.written.purge_due(answers.len());
+        let kept = keep(&mut lock(&self.conn), answers.iter(), purge);
+        match &kept {
+            // Known as kept before the claims end, so that a retry looks it up.
+            Ok(()) => answers.iter().for_each(|a| self.recent.insert(&a.scope, &a.key, a.created_at)),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "could not keep idempotent answers"),
+        }
+        let mut claims = self.in_flight.lock();
+        for a in answers {
+            claims.remove(&(a.scope, a.key));
+        }
+    }
+}
+
 #[async_trait]
 impl IdempotencyStore for SqliteMeta {
+    fn answer_keeper(&self) -> Box<dyn AnswerKeeper> {
+        Box::new(Keeper {
+            conn: self.answers.conn.clone(),
+            written: self.answers.written.clone(),
+            recent: self.answers.recent.clone(),
+            in_flight: self.answers.in_flight.clone(),
+        })
+    }
+
     async fn claim_idempotency(
         &self,
         scope: &str,
@@ -269,7 +327,7 @@ impl IdempotencyStore for SqliteMeta {
     ) -> StoreResult<IdempotencyClaim> {
         let id = (scope.to_owned(), key.to_owned());
         {
-            let mut claims = self.in_flight.lock();
+            let mut claims = self.answers.in_flight.lock();
             match claims.get(&id) {
                 // A claim older than `stale` was abandoned (its request never ended).
                 Some(c) if c.at > now - stale => {
@@ -299,41 +357,35 @@ impl IdempotencyStore for SqliteMeta {
             Ok(Some(_)) => Ok(IdempotencyClaim::Mismatch),
             Err(e) => Err(e),
         };
-        self.in_flight.lock().remove(&id);
+        self.answers.in_flight.lock().remove(&id);
         claim
     }
 
     async fn complete_idempotency(&self, scope: &str, key: &str, response: StoredResponse) -> StoreResult<()> {
         let id = (scope.to_owned(), key.to_owned());
         let (fingerprint, created_at, expires_at) = {
-            let claims = self.in_flight.lock();
+            let claims = self.answers.in_flight.lock();
             let c = claims.get(&id).ok_or_else(|| {
                 StoreError::Backend(anyhow::anyhow!("completing an idempotency key that holds no claim"))
             })?;
             (c.fingerprint.clone(), c.at, c.at + c.ttl)
         };
         let (done, committed) = oneshot::channel();
-        let answer = Answer {
-            scope: scope.to_owned(),
-            key: key.to_owned(),
-            fingerprint,
-            created_at,
-            expires_at,
-            response,
-            done,
-        };
+        let kept =
+            KeptAnswer { scope: scope.to_owned(), key: key.to_owned(), fingerprint, created_at, expires_at, response };
+        let answer = Answer { kept, done };
         let outcome = self.answers.ask(Ask::Keep(answer), committed).await;
         // Released once the answer is kept (or could not be): a retry then replays it, or
         // runs, and is never told "in progress" forever. Known as kept before that.
         if outcome.is_ok() {
             self.answers.recent.insert(scope, key, created_at);
         }
-        self.in_flight.lock().remove(&id);
+        self.answers.in_flight.lock().remove(&id);
         outcome
     }
 
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()> {
-        self.in_flight.lock().remove(&(scope.to_owned(), key.to_owned()));
+        self.answers.in_flight.lock().remove(&(scope.to_owned(), key.to_owned()));
         Ok(())
     }
 }

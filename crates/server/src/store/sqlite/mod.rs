@@ -29,8 +29,6 @@ pub struct SqliteMeta {
     /// Writes, on one connection: SQLite takes one writer at a time, and writers queued
     /// here wait in order instead of sleeping in SQLite's busy handler.
     pub(super) writer: SqlitePool,
-    /// Keyed requests running now (`idempotency`).
-    in_flight: idempotency::InFlight,
     /// Answers of keyed requests, looked up and committed in groups.
     answers: idempotency::Answers,
 }
@@ -81,7 +79,7 @@ impl SqliteMeta {
                 .context("opening the SQLite meta store's writer")?,
         };
         let answers = idempotency::Answers::start(path).await?;
-        Ok(Self { pool, writer, in_flight: Default::default(), answers })
+        Ok(Self { pool, writer, answers })
     }
 }
 
