@@ -5,8 +5,9 @@ use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ClientIp};
 use crate::app::AppState;
-use crate::auth::{Caller, CanManage, api_key};
-use crate::store::{ApiKey, NewApiKey};
+use crate::auth::{Caller, CanManage};
+use crate::service::accounts;
+use crate::store::ApiKey;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -84,18 +85,8 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let (key, hash) = api_key::generate();
-    let made = state
-        .meta
-        .create_api_key(NewApiKey {
-            tenant: &caller.tenant,
-            name: &name,
-            prefix: api_key::display_prefix(&key),
-            key_hash: &hash,
-            role: role.expect("checked"),
-            expires_at,
-        })
-        .await?;
+    let (made, key) =
+        accounts::create_api_key(&state, &caller.tenant, &name, role.expect("checked"), expires_at).await?;
     let details = json!({ "name": made.name, "role": made.role, "expires_at": made.expires_at });
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "api_key.create", Some(&made.id), &ip, details).await;
     Ok((StatusCode::CREATED, Json(CreatedApiKey { made, key })))
@@ -112,12 +103,7 @@ pub async fn revoke(
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKey>> {
-    let key = state
-        .meta
-        .revoke_api_key(&caller.tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no API key with id '{id}'")))?;
-    state.auth.keys.clear();
+    let key = accounts::revoke_api_key(&state, &caller.tenant, &id).await?;
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "api_key.revoke", Some(&id), &ip, json!({})).await;
     Ok(Json(key))
 }

@@ -6,7 +6,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::guard::idempotency::{AnswerKept, Ticket};
 use crate::app::AppState;
 use crate::auth::{Caller, CanIngest, CanRead};
-use crate::ingest::{IngestError, to_row_with};
+use crate::ingest::to_row_with;
 use crate::store::{EventFilter, EventRow, Page, StoredEvent, StoredResponse};
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -61,11 +61,7 @@ async fn commit<T: Serialize>(
         })
     });
     let keyed = kept.is_some();
-    state.ingest.submit_answered(rows, kept).await.map_err(|e| match e {
-        IngestError::Busy => ApiError::unavailable("the ingest queue is full; retry after the Retry-After delay", 1),
-        IngestError::Closed => ApiError::unavailable("the service is shutting down", 5),
-        IngestError::Failed(m) => ApiError::internal(m),
-    })?;
+    crate::service::ingest::track(state, rows, kept).await?;
     let mut res = ([(CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response();
     if keyed {
         res.extensions_mut().insert(AnswerKept);

@@ -1,14 +1,15 @@
 //! Seed 000's metrics API under `/api/v1/metrics`: metric records (stored data points) with
 //! CRUD, aggregates, per-service and per-type lists and time series. Aggregates and time
-//! series are queries of the query model, compiled like every other analysis.
+//! series are queries of the query model, compiled like every other analysis. Handlers
+//! parse and shape; `service::records` stores.
 
 use super::error::{ApiError, ApiResult};
 use super::events::rfc3339;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::auth::{Caller, CanIngest, CanManage, CanRead};
-use crate::ingest::IngestError;
 use crate::service::analytics;
+use crate::service::records::{self, Vocabulary};
 use crate::store::{MetricChange, MetricFilter, MetricRecord, Page};
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -24,21 +25,6 @@ use sightline_core::query::insight::{Dimension, Kind, MAX_LIMIT, Query, Series};
 use sightline_core::query::metric::{Aggregation, Expr, Measure};
 use sightline_core::query::time::{DateRange, Granularity, MIN_YEAR, Window, buckets, parse_bound};
 
-/// Seed 000's service names; a tenant may add its own (`/api/v1/settings/metric-vocabulary`).
-pub const SERVICE_NAMES: &[&str] = &["auth", "content", "partners_crm", "projects", "social_media", "notification"];
-/// Seed 000's metric types.
-pub const METRIC_TYPES: &[&str] = &[
-    "donation",
-    "partner",
-    "project",
-    "beneficiary",
-    "social_post",
-    "notification",
-    "engagement",
-    "conversion",
-    "revenue",
-];
-const VOCABULARY: &str = "metric_vocabulary";
 const MAX_NAME_CHARS: usize = 200;
 const MAX_JSON_BYTES: usize = 64 * 1024;
 
@@ -129,48 +115,6 @@ pub struct Message {
     message: &'static str,
 }
 
-/// The service names and metric types a tenant accepts: the seed's plus its own.
-struct Vocabulary {
-    services: Vec<String>,
-    types: Vec<String>,
-    own_services: Vec<String>,
-    own_types: Vec<String>,
-}
-
-impl Vocabulary {
-    async fn load(state: &AppState, tenant: &sightline_core::model::TenantId) -> ApiResult<Vocabulary> {
-        let own = state.meta.get_tenant_setting(tenant, VOCABULARY).await?.unwrap_or(Value::Null);
-        let list = |k: &str| -> Vec<String> {
-            own[k]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default()
-        };
-        let (own_services, own_types) = (list("service_names"), list("metric_types"));
-        let join = |base: &[&str], own: &[String]| -> Vec<String> {
-            base.iter().map(|s| (*s).to_owned()).chain(own.iter().cloned()).collect()
-        };
-        Ok(Vocabulary {
-            services: join(SERVICE_NAMES, &own_services),
-            types: join(METRIC_TYPES, &own_types),
-            own_services,
-            own_types,
-        })
-    }
-
-    /// A 422 listing the allowed values when `v` is not one of them.
-    fn check(&self, field: &str, v: &str) -> ApiResult<()> {
-        let allowed = if field == "service_name" { &self.services } else { &self.types };
-        if allowed.iter().any(|a| a == v) {
-            return Ok(());
-        }
-        let msg = format!("{field} '{v}' is not allowed; use one of: {}", allowed.join(", "));
-        let mut e = ApiError::field(field, msg);
-        e.code = Code::Unprocessable;
-        Err(e)
-    }
-}
-
 fn text(obj: &Map<String, Value>, k: &str, errors: &mut Vec<FieldError>, required: bool) -> Option<String> {
     match obj.get(k) {
         None | Some(Value::Null) => {
@@ -253,14 +197,6 @@ fn timestamp_of(obj: &Map<String, Value>, now: DateTime<Utc>, errors: &mut Vec<F
     }
 }
 
-fn write_error(e: IngestError) -> ApiError {
-    match e {
-        IngestError::Busy => ApiError::unavailable("the write queue is full; retry after the Retry-After delay", 1),
-        IngestError::Closed => ApiError::unavailable("the service is shutting down", 5),
-        IngestError::Failed(m) => ApiError::internal(m),
-    }
-}
-
 fn now_micros() -> DateTime<Utc> {
     let t = Utc::now();
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
@@ -287,14 +223,10 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let (service_name, metric_type) = (service_name.expect("checked"), metric_type.expect("checked"));
-    let vocab = Vocabulary::load(&state, &caller.tenant).await?;
-    vocab.check("service_name", &service_name)?;
-    vocab.check("metric_type", &metric_type)?;
     let record = MetricRecord {
         id: uuid::Uuid::new_v4().to_string(),
-        service_name,
-        metric_type,
+        service_name: service_name.expect("checked"),
+        metric_type: metric_type.expect("checked"),
         metric_name: metric_name.expect("checked"),
         value: value.expect("checked"),
         timestamp: timestamp.unwrap_or(now),
@@ -303,10 +235,7 @@ pub async fn create(
         created_at: now,
         updated_at: None,
     };
-    let stored = record.clone();
-    let tenant = caller.tenant.clone();
-    state.ingest.run(move |sink| sink.insert_metrics(&tenant, &[stored])).await.map_err(write_error)?;
-    Ok(Json(record_out(&record)))
+    Ok(Json(record_out(&records::create(&state, &caller.tenant, record).await?)))
 }
 
 /// `GET /metrics/{id}`.
@@ -315,10 +244,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RecordOut>> {
-    match state.metrics.get_metric(&caller.tenant, &id).await? {
-        Some(r) => Ok(Json(record_out(&r))),
-        None => Err(ApiError::not_found(format!("no metric with id '{id}'"))),
-    }
+    Ok(Json(record_out(&records::get(&state, &caller.tenant, &id).await?)))
 }
 
 /// `PATCH /metrics/{id}`: value, timestamp, dimensions, meta.
@@ -347,17 +273,7 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    if change.value.is_none() && change.timestamp.is_none() && change.dimensions.is_none() && change.meta.is_none() {
-        return Err(ApiError::field("body", "nothing to change: give value, timestamp, dimensions or meta"));
-    }
-    let tenant = caller.tenant.clone();
-    let target = id.clone();
-    let updated =
-        state.ingest.run(move |sink| sink.update_metric(&tenant, &target, &change, now)).await.map_err(write_error)?;
-    match updated {
-        Some(r) => Ok(Json(record_out(&r))),
-        None => Err(ApiError::not_found(format!("no metric with id '{id}'"))),
-    }
+    Ok(Json(record_out(&records::update(&state, &caller.tenant, &id, change, now).await?)))
 }
 
 /// `DELETE /metrics/{id}`.
@@ -366,13 +282,8 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Message>> {
-    let tenant = caller.tenant.clone();
-    let target = id.clone();
-    if state.ingest.run(move |sink| sink.delete_metric(&tenant, &target)).await.map_err(write_error)? {
-        Ok(Json(Message { message: "Metric deleted successfully" }))
-    } else {
-        Err(ApiError::not_found(format!("no metric with id '{id}'")))
-    }
+    records::delete(&state, &caller.tenant, &id).await?;
+    Ok(Json(Message { message: "Metric deleted successfully" }))
 }
 
 /// The filters seed 000's list, aggregate and time-series endpoints share.
@@ -780,7 +691,7 @@ pub async fn time_series(
 
 /// `GET /settings/metric-vocabulary`: the service names and metric types accepted.
 pub async fn get_vocabulary(caller: Caller<CanRead>, State(state): State<AppState>) -> ApiResult<Json<VocabularyOut>> {
-    vocabulary_json(&state, &caller.tenant).await
+    Ok(Json(vocabulary_out(Vocabulary::load(&state, &caller.tenant).await?)))
 }
 
 /// The service names and metric types a tenant's records may use.
@@ -794,14 +705,13 @@ pub struct VocabularyOut {
     custom_metric_types: Vec<String>,
 }
 
-async fn vocabulary_json(state: &AppState, tenant: &sightline_core::model::TenantId) -> ApiResult<Json<VocabularyOut>> {
-    let v = Vocabulary::load(state, tenant).await?;
-    Ok(Json(VocabularyOut {
+fn vocabulary_out(v: Vocabulary) -> VocabularyOut {
+    VocabularyOut {
         service_names: v.services,
         metric_types: v.types,
         custom_service_names: v.own_services,
         custom_metric_types: v.own_types,
-    }))
+    }
 }
 
 /// The tenant's own service names and metric types, added to seed 000's. The names the
@@ -846,11 +756,5 @@ pub async fn put_vocabulary(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let services: Vec<String> = services.into_iter().filter(|s| !SERVICE_NAMES.contains(&s.as_str())).collect();
-    let types: Vec<String> = types.into_iter().filter(|s| !METRIC_TYPES.contains(&s.as_str())).collect();
-    state
-        .meta
-        .put_tenant_setting(&caller.tenant, VOCABULARY, &json!({"service_names": services, "metric_types": types}))
-        .await?;
-    vocabulary_json(&state, &caller.tenant).await
+    Ok(Json(vocabulary_out(records::set_vocabulary(&state, &caller.tenant, services, types).await?)))
 }

@@ -6,14 +6,14 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ClientIp};
 use crate::app::AppState;
 use crate::auth::{Caller, IsSuperuser};
-use crate::ingest::IngestError;
-use crate::store::{StoreError, Tenant};
+use crate::service::accounts;
+use crate::store::Tenant;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sightline_core::code::{Code, FieldError};
+use sightline_core::code::FieldError;
 use sightline_core::model::TenantId;
 
 /// A tenant to create (`name`, optional `id`) or a new name.
@@ -65,10 +65,7 @@ pub async fn create(
         Some(s) => TenantId::parse(s).map_err(|e| ApiError::field("id", e))?,
         None => TenantId::parse(&uuid::Uuid::now_v7().to_string()).expect("a uuid is a tenant id"),
     };
-    let t = state.meta.create_tenant(&id, &name).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::new(Code::Conflict, format!("a tenant with id '{id}' exists already")),
-        e => e.into(),
-    })?;
+    let t = accounts::create_tenant(&state, &id, &name).await?;
     audit::record(
         &state,
         &caller.tenant,
@@ -107,8 +104,7 @@ pub async fn rename(
     }
     let name = check_name(b.name).map_err(|e| ApiError::invalid(vec![e]))?;
     let tid = parse_id(&id)?;
-    let t =
-        state.meta.rename_tenant(&tid, &name).await?.ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    let t = accounts::rename_tenant(&state, &tid, &name).await?;
     audit::record(
         &state,
         &caller.tenant,
@@ -129,19 +125,7 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TenantDeleted>> {
     let tid = parse_id(&id)?;
-    if tid == caller.tenant {
-        return Err(ApiError::new(Code::Conflict, "a superuser cannot delete the tenant it acts in"));
-    }
-    if state.meta.get_tenant(&tid).await?.is_none() {
-        return Err(ApiError::not_found(format!("no tenant '{id}'")));
-    }
-    // Events first: if that fails the tenant still exists and the delete can be retried.
-    let events = state.ingest.delete_tenant(&tid).await.map_err(|e| match e {
-        IngestError::Closed => ApiError::unavailable("the service is shutting down", 5),
-        e => ApiError::internal(e),
-    })?;
-    state.meta.delete_tenant(&tid).await?;
-    state.auth.forget_tenant(&tid);
+    let events = accounts::delete_tenant(&state, &caller.tenant, &tid).await?;
     let details = json!({ "events_deleted": events });
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "tenant.delete", Some(&id), &ip, details).await;
     Ok(Json(TenantDeleted { deleted: id, events_deleted: events as u64 }))

@@ -4,14 +4,15 @@ use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ClientIp};
 use crate::app::AppState;
-use crate::auth::{Caller, CanManage, password};
-use crate::store::{NewUser, StoreError, User, UserChange};
+use crate::auth::{Caller, CanManage};
+use crate::service::accounts;
+use crate::store::User;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sightline_core::code::{Code, FieldError};
+use sightline_core::code::FieldError;
 use sightline_core::model::Role;
 
 pub const MIN_PASSWORD: usize = 8;
@@ -55,13 +56,6 @@ fn check_role(r: &str, errors: &mut Vec<FieldError>) -> Option<Role> {
     Role::parse(r).map_err(|e| errors.push(FieldError::new("role", e))).ok()
 }
 
-async fn hash(p: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&p))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
-}
-
 pub async fn create(
     caller: Caller<CanManage>,
     State(state): State<AppState>,
@@ -85,23 +79,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let password_hash = hash(password).await?;
-    let user = state
-        .meta
-        .create_user(NewUser {
-            tenant: &caller.tenant,
-            username: &username,
-            password_hash: &password_hash,
-            role: role.expect("checked"),
-            superuser: false,
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::new(Code::Conflict, format!("a user named '{username}' exists already"))
-            }
-            e => e.into(),
-        })?;
+    let user = accounts::create_user(&state, &caller.tenant, &username, password, role.expect("checked")).await?;
     let details = json!({ "username": user.username, "role": user.role });
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "user.create", Some(&user.id), &ip, details).await;
     Ok((StatusCode::CREATED, Json(user)))
@@ -116,16 +94,12 @@ fn is_self(caller: &crate::auth::Principal, id: &str) -> bool {
     caller.via == crate::auth::AuthMethod::Password && caller.subject == id
 }
 
-fn no_user(id: &str) -> ApiError {
-    ApiError::not_found(format!("no user with id '{id}'"))
-}
-
 pub async fn get(
     caller: Caller<CanManage>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<User>> {
-    state.meta.get_user(&caller.tenant, &id).await?.map(Json).ok_or_else(|| no_user(&id))
+    Ok(Json(accounts::get_user(&state, &caller.tenant, &id).await?))
 }
 
 pub async fn update(
@@ -146,27 +120,8 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    if state.meta.get_user(&caller.tenant, &id).await?.is_none() {
-        return Err(no_user(&id));
-    }
-    // An admin who demotes itself may leave the tenant with no one to manage it.
-    if role.is_some_and(|r| r != Role::Admin) && is_self(&caller, &id) {
-        return Err(ApiError::new(Code::Conflict, "you cannot change your own role; ask another admin"));
-    }
-    let password_hash = match b.password.clone() {
-        Some(p) => Some(hash(p).await?),
-        None => None,
-    };
-    let changed_password = password_hash.is_some();
-    let user = state
-        .meta
-        .update_user(&caller.tenant, &id, UserChange { role, password_hash })
-        .await?
-        .ok_or_else(|| no_user(&id))?;
-    if changed_password {
-        // A new password ends every session of the old one.
-        state.meta.revoke_user_sessions(&caller.tenant, &id).await?;
-    }
+    let changed_password = b.password.is_some();
+    let user = accounts::update_user(&state, &caller.tenant, &id, is_self(&caller, &id), role, b.password).await?;
     let details = json!({ "role": role, "password_changed": changed_password });
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "user.update", Some(&id), &ip, details).await;
     Ok(Json(user))
@@ -178,12 +133,7 @@ pub async fn delete(
     ClientIp(ip): ClientIp,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    if is_self(&caller, &id) {
-        return Err(ApiError::new(Code::Conflict, "you cannot delete yourself; ask another admin"));
-    }
-    if !state.meta.delete_user(&caller.tenant, &id).await? {
-        return Err(no_user(&id));
-    }
+    accounts::delete_user(&state, &caller.tenant, &id, is_self(&caller, &id)).await?;
     audit::record(&state, &caller.tenant, &audit::actor(&caller), "user.delete", Some(&id), &ip, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,9 @@
 //! [`crate::error::Error`], whose `Code` decides a status; they build no SQL (the engine
 //! does, `crate::engine`) and know nothing of HTTP.
 
+pub mod accounts;
 pub mod alerts;
 pub mod analytics;
+pub mod ingest;
 pub mod metrics;
+pub mod records;
