@@ -1,12 +1,12 @@
 //! `/api/v1/api-keys`: a tenant's admin makes, lists and revokes API keys. A new key is
 //! shown once; lists show its prefix.
 
-use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ClientIp};
 use crate::app::AppState;
 use crate::auth::{Caller, CanManage};
 use crate::service::accounts;
+use crate::service::audit;
 use crate::store::ApiKey;
 use axum::Json;
 use axum::extract::State;

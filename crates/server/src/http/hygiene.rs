@@ -3,11 +3,11 @@
 //! `Deprecation` / `Sunset` headers on routes the operator marks deprecated (seed 001's
 //! versioning section).
 
-use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ClientIp};
 use crate::app::AppState;
 use crate::auth::{Caller, CanManage};
+use crate::service::audit;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

@@ -8,12 +8,12 @@
 //! The tenant of a sign-in is `tenant` in the body or `X-Tenant-ID`; the default tenant
 //! otherwise.
 
-use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiForm, ApiJson, ClientIp};
 use crate::app::AppState;
 use crate::auth::session::Issued;
 use crate::auth::{Caller, Signed};
+use crate::service::audit;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;

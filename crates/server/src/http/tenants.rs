@@ -1,12 +1,12 @@
 //! `/api/v1/tenants`: superusers manage tenants. Deleting one deletes all its data, in
 //! both stores.
 
-use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ClientIp};
 use crate::app::AppState;
 use crate::auth::{Caller, IsSuperuser};
 use crate::service::accounts;
+use crate::service::audit;
 use crate::store::Tenant;
 use axum::Json;
 use axum::extract::State;

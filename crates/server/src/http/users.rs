@@ -1,11 +1,11 @@
 //! `/api/v1/users`: a tenant's admin manages its users.
 
-use super::audit;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ClientIp};
 use crate::app::AppState;
 use crate::auth::{Caller, CanManage};
 use crate::service::accounts;
+use crate::service::audit;
 use crate::store::User;
 use axum::Json;
 use axum::extract::State;

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod analytics;
+pub mod audit;
 pub mod ingest;
 pub mod metrics;
 pub mod records;
