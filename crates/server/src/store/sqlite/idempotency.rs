@@ -17,7 +17,9 @@
 //! reaches the file before the request hears of it, so a retry after a kill -9 replays.
 //!
 //! In cluster mode several processes share the store, and a claim must be a row there
-//! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both.
+//! (PostgreSQL: an `INSERT ... ON CONFLICT DO NOTHING`); the trait allows both. Its
+//! [`AnswerKeeper`] does what [`Keeper`] does here: one multi-row upsert per group of
+//! ingest answers, on the ingest writer's side, after the events' insert.
 
 use super::recent_keys::RecentKeys;
 use super::{SqliteMeta, ts};
