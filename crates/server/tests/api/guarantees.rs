@@ -63,6 +63,27 @@ async fn the_same_key_and_body_replay_the_first_answer() {
     assert_eq!(send(app.get(EVENTS).bearer_auth(admin()).header("idempotency-key", "k-1")).await.0, 200);
 }
 
+/// Off the ingest routes, the guard keeps the answer after the handler: a keyed create
+/// runs once, and its retry replays the 201 with the same resource.
+#[tokio::test]
+async fn a_keyed_create_runs_once() {
+    let app = TestApp::spawn().await;
+    let create = || {
+        app.post("/api/v1/api-keys")
+            .bearer_auth(admin())
+            .header("idempotency-key", "key-once")
+            .json(&json!({"name": "once", "role": "viewer"}))
+    };
+    let (s, first, _) = send(create()).await;
+    assert_eq!(s, 201, "{first}");
+    let again = create().send().await.unwrap();
+    assert_eq!((again.status().as_u16(), again.headers()["idempotent-replayed"].to_str().unwrap()), (201, "true"));
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
+    let (_, keys, _) = send(app.get("/api/v1/api-keys").bearer_auth(admin())).await;
+    let named = keys["data"].as_array().unwrap().iter().filter(|k| k["name"] == "once").count();
+    assert_eq!(named, 1, "{keys}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_while_the_first_runs_is_a_409_and_exactly_one_runs() {
     let app = TestApp::spawn().await;
