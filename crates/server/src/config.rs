@@ -81,6 +81,12 @@ pub struct Config {
     pub ingest_max_batch: usize,
     /// Analytics queries that may run at once.
     pub max_readers: usize,
+    /// Memory DuckDB may use for the analytics store, as DuckDB writes it (`512MB`, `2GB`,
+    /// `50%` of the machine's); a query that needs more spills to disk or fails instead of
+    /// growing. Unset: DuckDB's default, 80 % of the machine's memory.
+    pub duckdb_memory_limit: Option<String>,
+    /// Threads one analytics query may use. Unset: one per core.
+    pub duckdb_threads: Option<usize>,
     /// Top-level property keys events also keep in columns of their own, so that queries
     /// reading them skip the JSON (a breakdown by one runs several times faster). Keys
     /// only ever join: one kept before stays kept.
@@ -174,6 +180,8 @@ impl Default for Config {
             ingest_queue: 4096,
             ingest_max_batch: 20_000,
             max_readers: 4,
+            duckdb_memory_limit: None,
+            duckdb_threads: None,
             query_timeout_ms: 10_000,
             materialized_properties: DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect(),
             shutdown_grace_secs: 10,
@@ -195,6 +203,16 @@ impl Default for Config {
             deprecated_routes: Vec::new(),
         }
     }
+}
+
+/// A size as DuckDB's `memory_limit` takes it: a number and a unit (B, KB, MB, GB, TB,
+/// KiB, MiB, GiB, TiB), or a percentage of the machine's memory.
+fn is_memory_size(s: &str) -> bool {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let units = ["b", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "%"];
+    number.parse::<f64>().is_ok_and(|n| n > 0.0) && units.contains(&unit.trim().to_ascii_lowercase().as_str())
 }
 
 /// A rate: `count` requests per `period`.
@@ -331,6 +349,14 @@ impl Config {
         if self.max_readers == 0 {
             return bad("max_readers", "must be at least 1");
         }
+        if let Some(m) = &self.duckdb_memory_limit
+            && !is_memory_size(m)
+        {
+            return bad("duckdb_memory_limit", "must be a size such as 512MB, 2GB or 50%");
+        }
+        if self.duckdb_threads.is_some_and(|t| t == 0 || t > 1024) {
+            return bad("duckdb_threads", "must be 1 to 1024");
+        }
         if self.materialized_properties.len() > 64 {
             return bad("materialized_properties", "at most 64 keys");
         }
@@ -453,6 +479,29 @@ mod tests {
             jail.set_env("SIGHTLINE_OUTBOUND_ALLOW", r#"["127.0.0.0/40"]"#);
             let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
             assert!(err.contains("SIGHTLINE_OUTBOUND_ALLOW") && err.contains("127.0.0.0/40"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn duckdb_memory_and_threads_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SIGHTLINE_DUCKDB_MEMORY_LIMIT", "512MB");
+            jail.set_env("SIGHTLINE_DUCKDB_THREADS", "2");
+            let cfg = Config::load(None, &FlagOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!((cfg.duckdb_memory_limit.as_deref(), cfg.duckdb_threads), (Some("512MB"), Some(2)));
+            for ok in ["1GiB", "2.5 GB", "50%", "100000b"] {
+                assert!(is_memory_size(ok), "{ok}");
+            }
+            for bad in ["", "GB", "12", "-1GB", "0MB", "1 parsec", "1GB; SET x"] {
+                jail.set_env("SIGHTLINE_DUCKDB_MEMORY_LIMIT", bad);
+                let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+                assert!(err.to_lowercase().contains("duckdb_memory_limit"), "{bad}: {err}");
+            }
+            jail.set_env("SIGHTLINE_DUCKDB_MEMORY_LIMIT", "1GB");
+            jail.set_env("SIGHTLINE_DUCKDB_THREADS", "0");
+            let err = Config::load(None, &FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.contains("duckdb_threads"), "{err}");
             Ok(())
         });
     }

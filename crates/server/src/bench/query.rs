@@ -407,7 +407,7 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         crate::config::DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect()
     };
     let t = Instant::now();
-    let (_sink, reader, cols) = duckdb::open_with(Some(&path), args.readers, &keep)?;
+    let (_sink, reader, cols) = duckdb::open_with(Some(&path), args.readers, &keep, &duckdb::Tuning::default())?;
     let reader = std::sync::Arc::new(reader);
     let engine = DuckEngine::new(reader.clone(), cols.clone());
     eprintln!("opened in {:.1} s; properties in columns: {:?}", t.elapsed().as_secs_f64(), cols.slots());

@@ -340,7 +340,7 @@ struct Store {
 impl Store {
     fn new() -> Store {
         let kept: Vec<String> = KEPT.iter().map(|s| s.to_string()).collect();
-        let (sink, reader, cols) = sightline::store::duckdb::open_with(None, 2, &kept).unwrap();
+        let (sink, reader, cols) = sightline::store::duckdb::open_with(None, 2, &kept, &Default::default()).unwrap();
         assert_eq!(cols.slots().len(), KEPT.len());
         Store { sink, reader, cols }
     }

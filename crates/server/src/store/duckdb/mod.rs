@@ -20,8 +20,17 @@ use std::path::Path;
 /// Opens (or creates) the analytics database at `path`, or an in-memory one, and brings
 /// its schema up to date.
 pub fn open(path: Option<&Path>, max_readers: usize) -> anyhow::Result<(DuckSink, DuckReader)> {
-    let (sink, reader, _) = open_with(path, max_readers, &[])?;
+    let (sink, reader, _) = open_with(path, max_readers, &[], &Tuning::default())?;
     Ok((sink, reader))
+}
+
+/// DuckDB's own resources: memory and threads (settings `duckdb_memory_limit`,
+/// `duckdb_threads`); unset, DuckDB's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// As DuckDB writes it: `512MB`, `50%`.
+    pub memory_limit: Option<String>,
+    pub threads: Option<usize>,
 }
 
 /// [`open`], and keeps each of `materialize` (top-level property keys) in a column of its
@@ -31,13 +40,20 @@ pub fn open_with(
     path: Option<&Path>,
     max_readers: usize,
     materialize: &[String],
+    tuning: &Tuning,
 ) -> anyhow::Result<(DuckSink, DuckReader, PropertyColumns)> {
     // No extension may be fetched at run time (no internet); the library's built-ins suffice.
     let config = || -> anyhow::Result<Config> {
+        let mut c = Config::default();
+        if let Some(m) = &tuning.memory_limit {
+            c = c.max_memory(m)?;
+        }
+        if let Some(t) = tuning.threads {
+            c = c.threads(t as i64)?;
+        }
         // Nor may any query read or write files, URLs or other databases, or change
         // settings (custom SQL runs here too): the database file is all this process opens.
-        Ok(Config::default()
-            .enable_autoload_extension(false)?
+        Ok(c.enable_autoload_extension(false)?
             .with("autoinstall_known_extensions", "false")?
             .enable_external_access(false)?
             .with("lock_configuration", "true")?)
@@ -88,4 +104,24 @@ fn property_columns(conn: &Connection, materialize: &[String]) -> anyhow::Result
         slots.push((key.clone(), slot));
     }
     Ok(PropertyColumns::new(slots))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_and_threads_are_what_the_settings_say() {
+        let tuning = super::Tuning { memory_limit: Some("256MB".into()), threads: Some(1) };
+        let (_sink, reader, _) = super::open_with(None, 1, &[], &tuning).unwrap();
+        let conn = reader.connection().unwrap();
+        let (memory, threads): (String, i64) = conn
+            .query_row("SELECT current_setting('memory_limit'), current_setting('threads')", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        // DuckDB answers in its own units: 256 MB is 244.1 MiB.
+        assert!(memory.starts_with("244"), "{memory}");
+        assert_eq!(threads, 1);
+        // Locked: a query cannot raise it.
+        assert!(conn.execute_batch("SET memory_limit = '10GB'").is_err());
+    }
 }
