@@ -5,6 +5,10 @@
 //!
 //! each into a fresh database file. Every phase checks that exactly what was sent was
 //! stored. Reports events/s, request latency p50/p99, peak RSS, and the ratios to raw.
+//!
+//! With `--sustained N`, instead: N events in batches into one server, as a user loading
+//! history would, with the rate, resident memory and file size per million
+//! (`super::sustained`).
 
 use crate::app::App;
 use crate::auth::jwt::{Claims, sign_hs256};
@@ -40,12 +44,19 @@ pub struct IngestArgs {
     /// default: the service's default list.
     #[arg(long, value_delimiter = ',')]
     pub keep: Option<Vec<String>>,
+    /// Load this many events in `--batch-size` batches from `--batch-clients` clients into
+    /// one server, reporting every million, instead of the phases above.
+    #[arg(long)]
+    pub sustained: Option<u64>,
+    /// With `--sustained`: keep the database here (a new directory) instead of a temporary one.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
-const SECRET: &str = "bench-secret-0123456789abcdef";
+pub(super) const SECRET: &str = "bench-secret-0123456789abcdef";
 const NAMES: [&str; 4] = ["page_view", "click", "purchase", "signup"];
 
-fn event(i: usize) -> serde_json::Value {
+pub(super) fn event(i: usize) -> serde_json::Value {
     json!({
         "event_id": format!("bench-{i}"),
         "event_name": NAMES[i % 4],
@@ -56,7 +67,7 @@ fn event(i: usize) -> serde_json::Value {
 }
 
 /// Peak resident memory of this process, from /proc (Linux).
-fn peak_rss_mib() -> f64 {
+pub(super) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -177,23 +188,7 @@ async fn http_phase(
     stack: Stack,
     keep: &Option<Vec<String>>,
 ) -> anyhow::Result<PhaseResult> {
-    // Limits are on, as in production, but far above this load: their cost is measured,
-    // their refusals are not.
-    let high = || "1000000000/minute".to_owned();
-    let cfg = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.to_path_buf(),
-        jwt_secret: Some(Secret::new(SECRET)),
-        log_level: "warn".into(),
-        limit_events: high(),
-        limit_batch: high(),
-        materialized_properties: match keep {
-            Some(k) => k.iter().filter(|k| k.as_str() != "none").cloned().collect(),
-            None => Config::default().materialized_properties,
-        },
-        ..Config::default()
-    };
-    let app = App::build(cfg).await?;
+    let app = App::build(server_config(dir, keep)?).await?;
     let mut addr = app.local_addr();
     let state = app.state();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -208,15 +203,7 @@ async fn http_phase(
     } else {
         None
     };
-    let token = sign_hs256(
-        SECRET.as_bytes(),
-        &Claims {
-            sub: "bench".into(),
-            exp: (Utc::now().timestamp() + 3600) as u64,
-            role: Some("ingest".into()),
-            ..Default::default()
-        },
-    );
+    let token = ingest_token();
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
@@ -279,8 +266,43 @@ async fn http_phase(
     })
 }
 
+/// The service as the bench runs it: limits on, as in production, but far above this load
+/// (their cost is measured, their refusals are not).
+pub(super) fn server_config(dir: &std::path::Path, keep: &Option<Vec<String>>) -> anyhow::Result<Config> {
+    let high = || "1000000000/minute".to_owned();
+    Ok(Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.to_path_buf(),
+        jwt_secret: Some(Secret::new(SECRET)),
+        log_level: "warn".into(),
+        limit_events: high(),
+        limit_batch: high(),
+        materialized_properties: match keep {
+            Some(k) => k.iter().filter(|k| k.as_str() != "none").cloned().collect(),
+            None => Config::default().materialized_properties,
+        },
+        ..Config::default()
+    })
+}
+
+/// An ingest-role token for the default tenant, valid for a day.
+pub(super) fn ingest_token() -> String {
+    sign_hs256(
+        SECRET.as_bytes(),
+        &Claims {
+            sub: "bench".into(),
+            exp: (Utc::now().timestamp() + 24 * 3600) as u64,
+            role: Some("ingest".into()),
+            ..Default::default()
+        },
+    )
+}
+
 pub fn run(args: IngestArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size >= 1 && args.batch_size <= 1000, "--batch-size must be 1 to 1000");
+    if let Some(n) = args.sustained {
+        return rt.block_on(super::sustained::run(n, &args));
+    }
     let tmp = tempfile::tempdir().context("a temp dir for the bench databases")?;
     let sub = |n: &str| -> anyhow::Result<std::path::PathBuf> {
         let d = tmp.path().join(n);
