@@ -66,15 +66,9 @@ pub(super) fn event(i: usize) -> serde_json::Value {
     })
 }
 
-/// Peak resident memory of this process, from /proc (Linux).
-pub(super) fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
+/// Peak resident memory of this process.
+fn peak_rss_mib() -> f64 {
+    super::status_mib("VmHWM")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

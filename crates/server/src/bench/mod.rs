@@ -25,3 +25,17 @@ pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         BenchCmd::Query(args) => query::run(args, rt),
     }
 }
+
+/// A memory figure of this process from /proc/self/status (Linux), in MiB: `VmHWM` (peak
+/// resident) or `VmRSS` (resident now).
+fn status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}

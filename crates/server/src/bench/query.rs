@@ -72,18 +72,6 @@ const NAMES: [&str; 20] = [
     "satisfaction",
 ];
 
-fn peak_rss_mib() -> (f64, f64) {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let get = |k: &str| {
-        s.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map(|kib| kib / 1024.0)
-            .unwrap_or(f64::NAN)
-    };
-    (get("VmRSS:"), get("VmHWM:"))
-}
-
 /// Fills `events` with `n` events of `tenant` between `start` and `start + 90 days`, in
 /// time order (as ingest writes them). Deterministic: every value is a hash of the row number.
 fn generate(
@@ -458,7 +446,7 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         eprintln!("{}: sightline {s:.1} ms, raw {r:.1} ms", c.name);
         table.push((c.name, s, r));
     }
-    let (rss, peak) = peak_rss_mib();
+    let (rss, peak) = (super::status_mib("VmRSS"), super::status_mib("VmHWM"));
     println!(
         "events: {} (+{} other tenant), file {file_mib:.0} MiB, {} timed runs per case (median)",
         args.events, args.other_events, args.runs

@@ -4,6 +4,7 @@
 //! event was stored once and compares the last million's rate with the first's.
 
 use super::ingest::{IngestArgs, event, ingest_token, server_config};
+use super::status_mib;
 use crate::app::App;
 use anyhow::Context;
 use serde_json::json;
@@ -13,17 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const REPORT_EVERY: u64 = 1_000_000;
-
-/// Resident memory of this process now, from /proc (Linux).
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 /// Bytes of every file in `dir` (the DuckDB file and its WAL, the SQLite files).
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -108,7 +98,7 @@ pub async fn run(total: u64, args: &IngestArgs) -> anyhow::Result<()> {
                     let rate = (events - last.events) as f64 / now.duration_since(last.at).as_secs_f64();
                     println!(
                         "| {events} | {rate:.0} | {:.0} | {:.0} |",
-                        rss_mib(),
+                        status_mib("VmRSS"),
                         dir_bytes(&dir) as f64 / events as f64
                     );
                     marks.push(Mark { events, at: now });
@@ -134,7 +124,7 @@ pub async fn run(total: u64, args: &IngestArgs) -> anyhow::Result<()> {
         total as f64 / secs,
         100.0 * last / first,
         dir_bytes(&dir) as f64 / total as f64,
-        super::ingest::peak_rss_mib(),
+        status_mib("VmHWM"),
     );
     Ok(())
 }

@@ -92,9 +92,6 @@ struct Kept {
     response: StoredResponse,
 }
 
-/// The connection answers are kept on.
-type Conn = Arc<Mutex<rusqlite::Connection>>;
-
 /// Answers kept so far, by either keeper: every [`PURGE_EVERY`], expired ones are deleted.
 #[derive(Default)]
 struct Written(AtomicU64);
@@ -107,19 +104,34 @@ impl Written {
     }
 }
 
-fn lock(conn: &Conn) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+fn lock(conn: &Mutex<rusqlite::Connection>) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
     // A poisoned lock holds a connection whose transaction was rolled back when dropped.
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The thread that keeps and finds answers (it ends when the store is dropped), the keys
-/// that may have an answer, and the claims.
+/// What the answers thread and the ingest writer's [`Keeper`] share.
+struct Shared {
+    /// The connection answers are kept on.
+    conn: Mutex<rusqlite::Connection>,
+    written: Written,
+    /// The keys that may have an answer.
+    recent: RecentKeys,
+    in_flight: InFlight,
+}
+
+impl Shared {
+    /// Commits `answers` in one transaction, deleting expired ones now and then.
+    fn keep(&self, answers: &[KeptAnswer]) -> anyhow::Result<()> {
+        let purge = self.written.purge_due(answers.len());
+        keep(&mut lock(&self.conn), answers, purge)
+    }
+}
+
+/// The thread that keeps and finds answers (it ends when the store is dropped), and what
+/// it shares with the ingest writer.
 pub(super) struct Answers {
     asks: mpsc::Sender<Ask>,
-    recent: Arc<RecentKeys>,
-    in_flight: Arc<InFlight>,
-    conn: Conn,
-    written: Arc<Written>,
+    shared: Arc<Shared>,
 }
 
 impl Answers {
@@ -127,20 +139,23 @@ impl Answers {
     /// table of its own in memory; fills [`RecentKeys`] with the keys answered before (a
     /// restart), and starts the thread.
     pub(super) async fn start(path: Option<&Path>) -> anyhow::Result<Answers> {
-        let now = Utc::now();
-        let recent = Arc::new(RecentKeys::new(now));
-        let (asks, rx) = mpsc::channel(4 * MAX_GROUP);
         let path = path.map(Path::to_owned);
-        let filled = recent.clone();
-        let conn = tokio::task::spawn_blocking(move || {
-            open(path.as_deref()).and_then(|conn| fill(&conn, &filled, now).map(|()| conn))
+        let (conn, recent) = tokio::task::spawn_blocking(move || {
+            let now = Utc::now();
+            let recent = RecentKeys::new(now);
+            open(path.as_deref()).and_then(|conn| fill(&conn, &recent, now).map(|()| (conn, recent)))
         })
         .await??;
-        let conn = Arc::new(Mutex::new(conn));
-        let written = Arc::new(Written::default());
-        let (served, counted) = (conn.clone(), written.clone());
-        std::thread::Builder::new().name("sightline-answers".into()).spawn(move || serve(served, counted, rx))?;
-        Ok(Answers { asks, recent, in_flight: Default::default(), conn, written })
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(conn),
+            written: Written::default(),
+            recent,
+            in_flight: InFlight::default(),
+        });
+        let (asks, rx) = mpsc::channel(4 * MAX_GROUP);
+        let served = shared.clone();
+        std::thread::Builder::new().name("sightline-answers".into()).spawn(move || serve(&served, rx))?;
+        Ok(Answers { asks, shared })
     }
 
     /// Deletes every answer kept in `scope`.
@@ -198,7 +213,7 @@ fn fill(conn: &rusqlite::Connection, recent: &RecentKeys, now: DateTime<Utc>) ->
 /// The thread: takes what is asked, up to [`MAX_GROUP`] at once, commits the answers in
 /// one transaction (under load one commit serves many requests; alone, a request waits
 /// for its own commit only), then answers the look-ups.
-fn serve(conn: Conn, written: Arc<Written>, mut rx: mpsc::Receiver<Ask>) {
+fn serve(shared: &Shared, mut rx: mpsc::Receiver<Ask>) {
     while let Some(first) = rx.blocking_recv() {
         let (mut keeps, mut finds, mut forgets) = (Vec::new(), Vec::new(), Vec::new());
         let mut next = Some(first);
@@ -213,27 +228,23 @@ fn serve(conn: Conn, written: Arc<Written>, mut rx: mpsc::Receiver<Ask>) {
             }
         }
         if !keeps.is_empty() {
-            let purge = written.purge_due(keeps.len());
-            let outcome = keep(&mut lock(&conn), keeps.iter().map(|a| &a.kept), purge).map_err(|e| format!("{e:#}"));
-            for a in keeps {
-                let _ = a.done.send(outcome.clone());
+            let (kept, waiting): (Vec<_>, Vec<_>) = keeps.into_iter().map(|a| (a.kept, a.done)).unzip();
+            let outcome = shared.keep(&kept).map_err(|e| format!("{e:#}"));
+            for done in waiting {
+                let _ = done.send(outcome.clone());
             }
         }
         for l in finds {
-            let _ = l.found.send(find(&lock(&conn), &l.scope, &l.key, l.now).map_err(|e| format!("{e:#}")));
+            let _ = l.found.send(find(&lock(&shared.conn), &l.scope, &l.key, l.now).map_err(|e| format!("{e:#}")));
         }
         for (scope, done) in forgets {
-            let deleted = lock(&conn).execute("DELETE FROM idempotency_keys WHERE scope = ?", [scope]);
+            let deleted = lock(&shared.conn).execute("DELETE FROM idempotency_keys WHERE scope = ?", [scope]);
             let _ = done.send(deleted.map(|_| ()).map_err(|e| e.to_string()));
         }
     }
 }
 
-fn keep<'a>(
-    conn: &mut rusqlite::Connection,
-    group: impl Iterator<Item = &'a KeptAnswer>,
-    purge: bool,
-) -> anyhow::Result<()> {
+fn keep(conn: &mut rusqlite::Connection, group: &[KeptAnswer], purge: bool) -> anyhow::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if purge {
         tx.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", [ts(Utc::now())])?;
@@ -281,26 +292,19 @@ fn find(conn: &rusqlite::Connection, scope: &str, key: &str, now: DateTime<Utc>)
 }
 
 /// Keeps answers on the ingest writer's thread (see the module's documentation).
-struct Keeper {
-    conn: Conn,
-    written: Arc<Written>,
-    recent: Arc<RecentKeys>,
-    in_flight: Arc<InFlight>,
-}
+struct Keeper(Arc<Shared>);
 
 impl AnswerKeeper for Keeper {
     fn keep(&mut self, answers: Vec<KeptAnswer>) {
         if answers.is_empty() {
             return;
         }
-        let purge = self.written.purge_due(answers.len());
-        let kept = keep(&mut lock(&self.conn), answers.iter(), purge);
-        match &kept {
+        match self.0.keep(&answers) {
             // Known as kept before the claims end, so that a retry looks it up.
-            Ok(()) => answers.iter().for_each(|a| self.recent.insert(&a.scope, &a.key, a.created_at)),
+            Ok(()) => answers.iter().for_each(|a| self.0.recent.insert(&a.scope, &a.key, a.created_at)),
             Err(e) => tracing::error!(error = %format!("{e:#}"), "could not keep idempotent answers"),
         }
-        let mut claims = self.in_flight.lock();
+        let mut claims = self.0.in_flight.lock();
         for a in answers {
             claims.remove(&(a.scope, a.key));
         }
@@ -310,12 +314,7 @@ impl AnswerKeeper for Keeper {
 #[async_trait]
 impl IdempotencyStore for SqliteMeta {
     fn answer_keeper(&self) -> Box<dyn AnswerKeeper> {
-        Box::new(Keeper {
-            conn: self.answers.conn.clone(),
-            written: self.answers.written.clone(),
-            recent: self.answers.recent.clone(),
-            in_flight: self.answers.in_flight.clone(),
-        })
+        Box::new(Keeper(self.answers.shared.clone()))
     }
 
     async fn claim_idempotency(
@@ -329,7 +328,7 @@ impl IdempotencyStore for SqliteMeta {
     ) -> StoreResult<IdempotencyClaim> {
         let id = (scope.to_owned(), key.to_owned());
         {
-            let mut claims = self.answers.in_flight.lock();
+            let mut claims = self.answers.shared.in_flight.lock();
             match claims.get(&id) {
                 // A claim older than `stale` was abandoned (its request never ended).
                 Some(c) if c.at > now - stale => {
@@ -347,7 +346,7 @@ impl IdempotencyStore for SqliteMeta {
             claims.insert(id.clone(), Claim { fingerprint: fingerprint.to_owned(), at: now, ttl });
         }
         // A key never answered (nearly every key) needs no look-up.
-        if !self.answers.recent.may_contain(scope, key) {
+        if !self.answers.shared.recent.may_contain(scope, key) {
             return Ok(IdempotencyClaim::Claimed);
         }
         // An answer given before, within its day?
@@ -359,14 +358,14 @@ impl IdempotencyStore for SqliteMeta {
             Ok(Some(_)) => Ok(IdempotencyClaim::Mismatch),
             Err(e) => Err(e),
         };
-        self.answers.in_flight.lock().remove(&id);
+        self.answers.shared.in_flight.lock().remove(&id);
         claim
     }
 
     async fn complete_idempotency(&self, scope: &str, key: &str, response: StoredResponse) -> StoreResult<()> {
         let id = (scope.to_owned(), key.to_owned());
         let (fingerprint, created_at, expires_at) = {
-            let claims = self.answers.in_flight.lock();
+            let claims = self.answers.shared.in_flight.lock();
             let c = claims.get(&id).ok_or_else(|| {
                 StoreError::Backend(anyhow::anyhow!("completing an idempotency key that holds no claim"))
             })?;
@@ -380,14 +379,14 @@ impl IdempotencyStore for SqliteMeta {
         // Released once the answer is kept (or could not be): a retry then replays it, or
         // runs, and is never told "in progress" forever. Known as kept before that.
         if outcome.is_ok() {
-            self.answers.recent.insert(scope, key, created_at);
+            self.answers.shared.recent.insert(scope, key, created_at);
         }
-        self.answers.in_flight.lock().remove(&id);
+        self.answers.shared.in_flight.lock().remove(&id);
         outcome
     }
 
     async fn release_idempotency(&self, scope: &str, key: &str) -> StoreResult<()> {
-        self.answers.in_flight.lock().remove(&(scope.to_owned(), key.to_owned()));
+        self.answers.shared.in_flight.lock().remove(&(scope.to_owned(), key.to_owned()));
         Ok(())
     }
 }
