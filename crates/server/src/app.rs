@@ -63,7 +63,11 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
     let duck_path = cfg.duckdb_path();
     let readers = cfg.max_readers;
     let keep = cfg.materialized_properties.clone();
-    let tuning = duckdb::Tuning { memory_limit: cfg.duckdb_memory_limit.clone(), threads: cfg.duckdb_threads };
+    let tuning = duckdb::Tuning {
+        memory_limit: cfg.duckdb_memory_limit.clone(),
+        threads: cfg.duckdb_threads,
+        ids_in_memory: cfg.dedupe_ids_in_memory,
+    };
     let (sink, reader, property_columns) =
         tokio::task::spawn_blocking(move || duckdb::open_with(duck_path.as_deref(), readers, &keep, &tuning)).await??;
     let reader = Arc::new(reader);

@@ -87,6 +87,9 @@ pub struct Config {
     pub duckdb_memory_limit: Option<String>,
     /// Threads one analytics query may use. Unset: one per core.
     pub duckdb_threads: Option<usize>,
+    /// Event ids (16 bytes each) the dedupe keeps in memory before writing them to a run on
+    /// disk, where a filter of about 10 bits per id stands for them.
+    pub dedupe_ids_in_memory: usize,
     /// Top-level property keys events also keep in columns of their own, so that queries
     /// reading them skip the JSON (a breakdown by one runs several times faster). Keys
     /// only ever join: one kept before stays kept.
@@ -182,6 +185,7 @@ impl Default for Config {
             max_readers: 4,
             duckdb_memory_limit: None,
             duckdb_threads: None,
+            dedupe_ids_in_memory: crate::store::id_set::DEFAULT_FLUSH_AT,
             query_timeout_ms: 10_000,
             materialized_properties: DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect(),
             shutdown_grace_secs: 10,
@@ -356,6 +360,9 @@ impl Config {
         }
         if self.duckdb_threads.is_some_and(|t| t == 0 || t > 1024) {
             return bad("duckdb_threads", "must be 1 to 1024");
+        }
+        if !(1_000..=100_000_000).contains(&self.dedupe_ids_in_memory) {
+            return bad("dedupe_ids_in_memory", "must be 1000 to 100000000");
         }
         if self.materialized_properties.len() > 64 {
             return bad("materialized_properties", "at most 64 keys");

@@ -116,7 +116,6 @@ fn raw_phase(n: usize, dir: &std::path::Path) -> anyhow::Result<PhaseResult> {
             app.append_row(duckdb::params![
                 r.tenant_id.as_str(),
                 r.event_id,
-                r.id_key,
                 r.name,
                 r.user_id,
                 r.session_id,

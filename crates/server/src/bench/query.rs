@@ -79,7 +79,6 @@ fn generate(
     cols: &PropertyColumns,
     tenant: &str,
     n: u64,
-    offset: u64,
     start: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     // Materialized properties are filled as the writer fills them.
@@ -94,9 +93,9 @@ fn generate(
     let step_us = Duration::days(90).num_microseconds().expect("fits") as f64 / n.max(1) as f64;
     // Skewed name choice: index = floor(20 * u^2) for u uniform in [0, 1).
     let sql = format!(
-        "INSERT INTO events (tenant_id, event_id, id_key, event_name, user_id, session_id, ts, received_at, properties,
+        "INSERT INTO events (tenant_id, event_id, event_name, user_id, session_id, ts, received_at, properties,
                              context{kept_names})
-         SELECT ?, 'ev-' || i, (i + {offset})::UHUGEINT, name, user_id, user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
+         SELECT ?, 'ev-' || i, name, user_id, user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
                 ts, ts, props, NULL{kept_values}
          FROM (
            SELECT i,
@@ -411,8 +410,8 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         let t = Instant::now();
         conn.execute_batch("DELETE FROM events")?;
         // The other tenant's rows interleave in time with the measured tenant's.
-        generate(&conn, &cols, "other", args.other_events, args.events, start)?;
-        generate(&conn, &cols, TENANT, args.events, 0, start)?;
+        generate(&conn, &cols, "other", args.other_events, start)?;
+        generate(&conn, &cols, TENANT, args.events, start)?;
         conn.execute_batch("CHECKPOINT")?;
         eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
     }

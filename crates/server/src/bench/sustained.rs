@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 const REPORT_EVERY: u64 = 1_000_000;
 
-/// Bytes of every file in `dir` (the DuckDB file and its WAL, the SQLite files).
+/// Bytes of every file in `dir` (the DuckDB file and its WAL, the SQLite files; the id
+/// set's runs are in a folder of their own).
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -57,7 +58,7 @@ pub async fn run(total: u64, args: &IngestArgs) -> anyhow::Result<()> {
         args.batch_clients,
         dir.display()
     );
-    println!("| events | events/s over the last million | RSS MiB | file bytes/event |");
+    println!("| events | events/s over the last million | RSS MiB | database bytes/event | id set bytes/event |");
     println!("|---:|---:|---:|---:|");
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
@@ -97,9 +98,10 @@ pub async fn run(total: u64, args: &IngestArgs) -> anyhow::Result<()> {
                     let last = marks.last().expect("the start is a mark");
                     let rate = (events - last.events) as f64 / now.duration_since(last.at).as_secs_f64();
                     println!(
-                        "| {events} | {rate:.0} | {:.0} | {:.0} |",
+                        "| {events} | {rate:.0} | {:.0} | {:.0} | {:.0} |",
                         status_mib("VmRSS"),
-                        dir_bytes(&dir) as f64 / events as f64
+                        dir_bytes(&dir) as f64 / events as f64,
+                        dir_bytes(&dir.join("sightline.ids")) as f64 / events as f64
                     );
                     marks.push(Mark { events, at: now });
                 }
@@ -120,10 +122,11 @@ pub async fn run(total: u64, args: &IngestArgs) -> anyhow::Result<()> {
     let last = marks.windows(2).last().map(rate_of).unwrap_or(f64::NAN);
     println!(
         "\n{total} events in {secs:.1} s ({:.0}/s overall); the last million at {:.0} % of the first's rate; \
-         file {:.0} bytes/event after a checkpoint; peak RSS {:.0} MiB",
+         after a checkpoint, database {:.0} and id set {:.0} bytes/event; peak RSS {:.0} MiB",
         total as f64 / secs,
         100.0 * last / first,
         dir_bytes(&dir) as f64 / total as f64,
+        dir_bytes(&dir.join("sightline.ids")) as f64 / total as f64,
         status_mib("VmHWM"),
     );
     Ok(())

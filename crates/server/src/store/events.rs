@@ -28,9 +28,14 @@ pub struct EventRow {
 
 impl EventRow {
     pub fn id_key(tenant: &TenantId, event_id: &str) -> u128 {
+        Self::id_key_of(tenant.as_str(), event_id)
+    }
+
+    /// [`EventRow::id_key`] of a tenant id read back from the store.
+    pub fn id_key_of(tenant: &str, event_id: &str) -> u128 {
         // The separator cannot occur in a tenant id, so ("a", "b:c") and ("a:b", "c") differ.
-        let mut buf = Vec::with_capacity(tenant.as_str().len() + 1 + event_id.len());
-        buf.extend_from_slice(tenant.as_str().as_bytes());
+        let mut buf = Vec::with_capacity(tenant.len() + 1 + event_id.len());
+        buf.extend_from_slice(tenant.as_bytes());
         buf.push(b':');
         buf.extend_from_slice(event_id.as_bytes());
         xxhash_rust::xxh3::xxh3_128(&buf)

@@ -13,6 +13,7 @@
 
 pub mod duckdb;
 mod events;
+pub mod id_set;
 mod meta;
 mod metrics;
 pub mod sqlite;

@@ -193,6 +193,8 @@ impl Rng {
 pub struct Child {
     proc: std::process::Child,
     pub addr: String,
+    /// The log lines written before it listened (start-up: migrations, recovery).
+    pub startup_log: Vec<serde_json::Value>,
 }
 
 impl Child {
@@ -211,22 +213,24 @@ impl Child {
         // Logs go to stderr.
         let out = std::io::BufReader::new(proc.stderr.take().unwrap());
         let reading = tokio::task::spawn_blocking(move || {
+            let mut log = Vec::new();
             for line in out.lines().map_while(Result::ok) {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
                 if v["message"] == "listening" {
-                    return v["address"].as_str().map(str::to_owned);
+                    return v["address"].as_str().map(|a| (a.to_owned(), log));
                 }
+                log.push(v);
             }
             None
         });
-        let addr = match tokio::time::timeout(std::time::Duration::from_secs(30), reading).await {
-            Ok(Ok(Some(addr))) => addr,
+        let (addr, startup_log) = match tokio::time::timeout(std::time::Duration::from_secs(60), reading).await {
+            Ok(Ok(Some(found))) => found,
             _ => {
                 let _ = proc.kill();
-                panic!("the server did not log its address within 30 s");
+                panic!("the server did not log its address within 60 s");
             }
         };
-        Child { proc, addr }
+        Child { proc, addr, startup_log }
     }
 }
 

@@ -13,6 +13,7 @@ mod connections;
 mod conversations;
 mod custom_sql;
 mod customers;
+mod dedupe;
 mod errors;
 mod funnels;
 mod guarantees;

@@ -3,11 +3,18 @@
 use anyhow::Context;
 use duckdb::Connection;
 
-/// (version, SQL). Append only: a released step never changes.
-const STEPS: &[(i64, &str)] = &[
+/// A step: SQL, or code where the SQL depends on what the file holds.
+enum Step {
+    Sql(&'static str),
+    Code(fn(&Connection) -> duckdb::Result<()>),
+}
+use Step::{Code, Sql};
+
+/// (version, step). Append only: a released step never changes.
+const STEPS: &[(i64, Step)] = &[
     (
         1,
-        "CREATE TABLE events (
+        Sql("CREATE TABLE events (
         tenant_id   VARCHAR   NOT NULL,
         event_id    VARCHAR   NOT NULL,
         -- xxh3-128 of (tenant_id, event_id): the key that stores a repeated id once.
@@ -20,11 +27,11 @@ const STEPS: &[(i64, &str)] = &[
         received_at TIMESTAMP NOT NULL,
         properties  JSON      NOT NULL,
         context     JSON
-    );",
+    );"),
     ),
     (
         2,
-        "CREATE TABLE metric_records (
+        Sql("CREATE TABLE metric_records (
         tenant_id    VARCHAR   NOT NULL,
         id           VARCHAR   NOT NULL,
         service_name VARCHAR   NOT NULL,
@@ -37,27 +44,72 @@ const STEPS: &[(i64, &str)] = &[
         meta         JSON      NOT NULL,
         created_at   TIMESTAMP NOT NULL,
         updated_at   TIMESTAMP
-    );",
+    );"),
     ),
     (
         3,
-        "-- Top-level property keys events keep in columns of their own (pc_<slot>), added
+        Sql("-- Top-level property keys events keep in columns of their own (pc_<slot>), added
         -- by ALTER TABLE when a key is first materialized.
         CREATE TABLE property_columns (
         slot INTEGER NOT NULL PRIMARY KEY,
         key  VARCHAR NOT NULL UNIQUE
-    );",
+    );"),
     ),
+    (4, Code(events_without_key_index)),
 ];
+
+/// The events table without `id_key` and its primary key: that index held every event's
+/// key in memory and cost a third of the file. Dedupe moved to `store::id_set`, which is
+/// rebuilt from the events when missing. The table is copied, since DuckDB cannot drop a
+/// primary key in place.
+fn events_without_key_index(conn: &Connection) -> duckdb::Result<()> {
+    let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let started = std::time::Instant::now();
+    if events > 0 {
+        tracing::info!(events, "migrating the events table to its layout without the id index; this runs once");
+    }
+    let kept: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT slot FROM property_columns ORDER BY slot")?;
+        stmt.query_map([], |r| r.get::<_, u32>(0))?
+            .map(|s| s.map(sightline_core::query::field::PropertyColumns::column_name))
+            .collect::<Result<_, _>>()?
+    };
+    let fixed = "tenant_id, event_id, event_name, user_id, session_id, ts, received_at, properties, context";
+    let columns: String = std::iter::once(fixed.to_owned()).chain(kept.iter().cloned()).collect::<Vec<_>>().join(", ");
+    let kept_defs: String = kept.iter().map(|c| format!(",\n        {c} VARCHAR")).collect();
+    conn.execute_batch(&format!(
+        "CREATE TABLE events_v4 (
+        tenant_id   VARCHAR   NOT NULL,
+        event_id    VARCHAR   NOT NULL,
+        event_name  VARCHAR   NOT NULL,
+        user_id     VARCHAR,
+        session_id  VARCHAR,
+        -- UTC, microseconds.
+        ts          TIMESTAMP NOT NULL,
+        received_at TIMESTAMP NOT NULL,
+        properties  JSON      NOT NULL,
+        context     JSON{kept_defs}
+    );
+    INSERT INTO events_v4 ({columns}) SELECT {columns} FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v4 RENAME TO events;"
+    ))?;
+    if events > 0 {
+        tracing::info!(events, ms = started.elapsed().as_millis() as u64, "events table migrated");
+    }
+    Ok(())
+}
 
 pub fn run(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS sightline_schema (version BIGINT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")?;
     let current: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM sightline_schema", [], |r| r.get(0))?;
-    for (version, sql) in STEPS.iter().filter(|(v, _)| *v > current) {
+    for (version, step) in STEPS.iter().filter(|(v, _)| *v > current) {
         conn.execute_batch("BEGIN")?;
-        let applied = conn
-            .execute_batch(sql)
-            .and_then(|_| conn.execute("INSERT INTO sightline_schema (version) VALUES (?)", [version]).map(|_| ()));
+        let applied = match step {
+            Sql(sql) => conn.execute_batch(sql),
+            Code(f) => f(conn),
+        }
+        .and_then(|_| conn.execute("INSERT INTO sightline_schema (version) VALUES (?)", [version]).map(|_| ()));
         match applied {
             Ok(()) => conn.execute_batch("COMMIT")?,
             Err(e) => {

@@ -12,6 +12,8 @@ pub use engine::DuckEngine;
 pub use reader::DuckReader;
 pub use sink::DuckSink;
 
+use crate::store::EventRow;
+use crate::store::id_set::{self, IdSet, Recovery};
 use anyhow::Context;
 use duckdb::{Config, Connection};
 use sightline_core::query::field::{PropertyColumns, PropertyPath};
@@ -24,13 +26,21 @@ pub fn open(path: Option<&Path>, max_readers: usize) -> anyhow::Result<(DuckSink
     Ok((sink, reader))
 }
 
-/// DuckDB's own resources: memory and threads (settings `duckdb_memory_limit`,
-/// `duckdb_threads`); unset, DuckDB's defaults.
-#[derive(Debug, Clone, Default)]
+/// The store's resources: DuckDB's memory and threads (settings `duckdb_memory_limit`,
+/// `duckdb_threads`; unset, DuckDB's defaults), and the event ids the dedupe keeps in
+/// memory (`dedupe_ids_in_memory`).
+#[derive(Debug, Clone)]
 pub struct Tuning {
     /// As DuckDB writes it: `512MB`, `50%`.
     pub memory_limit: Option<String>,
     pub threads: Option<usize>,
+    pub ids_in_memory: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { memory_limit: None, threads: None, ids_in_memory: id_set::DEFAULT_FLUSH_AT }
+    }
 }
 
 /// [`open`], and keeps each of `materialize` (top-level property keys) in a column of its
@@ -66,8 +76,59 @@ pub fn open_with(
     };
     migrations::run(&conn)?;
     let columns = property_columns(&conn, materialize)?;
+    let ids = open_ids(&conn, path, tuning.ids_in_memory)?;
     let reader_base = conn.try_clone()?;
-    Ok((DuckSink::new(conn, columns.clone())?, DuckReader::new(reader_base, max_readers), columns))
+    Ok((DuckSink::new(conn, ids, columns.clone()), DuckReader::new(reader_base, max_readers), columns))
+}
+
+/// The set of stored event ids, kept beside the database file (`<name>.ids/`), brought up
+/// to date with the events: those received since its last run, or all of them when it is
+/// missing (a file written before the set existed, or the set deleted).
+fn open_ids(conn: &Connection, path: Option<&Path>, ids_in_memory: usize) -> anyhow::Result<IdSet> {
+    let (mut ids, recovery) = match path {
+        Some(p) => {
+            let dir = p.with_extension("ids");
+            IdSet::open(&dir, ids_in_memory).with_context(|| format!("opening the event id set {}", dir.display()))?
+        }
+        None => (IdSet::in_memory(), Recovery::All),
+    };
+    let started = std::time::Instant::now();
+    let mut stmt;
+    let mut rows = match recovery {
+        Recovery::All => {
+            stmt = conn.prepare("SELECT tenant_id, event_id FROM events")?;
+            stmt.query([])?
+        }
+        Recovery::Since(t) => {
+            stmt = conn.prepare("SELECT tenant_id, event_id FROM events WHERE received_at >= ?")?;
+            stmt.query([sink::micros(t)])?
+        }
+    };
+    let (mut read, mut added) = (0u64, 0u64);
+    let mut keys = Vec::with_capacity(4096);
+    while let Some(row) = rows.next()? {
+        let key = EventRow::id_key_of(&row.get::<_, String>(0)?, &row.get::<_, String>(1)?);
+        read += 1;
+        if !ids.contains(key)? && !keys.contains(&key) {
+            keys.push(key);
+        }
+        if keys.len() == keys.capacity() {
+            added += keys.len() as u64;
+            ids.record(keys.drain(..));
+        }
+        if read.is_multiple_of(1_000_000) {
+            tracing::info!(events = read, "rebuilding the event id set");
+        }
+    }
+    added += keys.len() as u64;
+    ids.record(keys.drain(..));
+    if path.is_some() && (recovery == Recovery::All || added > 0) {
+        ids.flush()?;
+    }
+    if read > 0 {
+        tracing::info!(read, added, ms = started.elapsed().as_millis() as u64, "event id set brought up to date");
+    }
+    Ok(ids)
 }
 
 /// Loads the kept keys, adding (and backfilling) the ones asked for that are new.
@@ -110,7 +171,7 @@ fn property_columns(conn: &Connection, materialize: &[String]) -> anyhow::Result
 mod tests {
     #[test]
     fn memory_and_threads_are_what_the_settings_say() {
-        let tuning = super::Tuning { memory_limit: Some("256MB".into()), threads: Some(1) };
+        let tuning = super::Tuning { memory_limit: Some("256MB".into()), threads: Some(1), ..Default::default() };
         let (_sink, reader, _) = super::open_with(None, 1, &[], &tuning).unwrap();
         let conn = reader.connection().unwrap();
         let (memory, threads): (String, i64) = conn

@@ -1,7 +1,7 @@
 //! Reads run on blocking threads, each on a connection from a small pool. A semaphore caps
 //! how many run at once, so a burst of heavy queries queues instead of thrashing 2 cores.
 
-use crate::store::{EventFilter, EventReader, EventRow, Page, StoreError, StoreResult, StoredEvent};
+use crate::store::{EventFilter, EventReader, Page, StoreError, StoreResult, StoredEvent};
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -173,9 +173,7 @@ impl EventReader for DuckReader {
 
     async fn get_event(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
         let mut b = select_events(EVENT_COLUMNS, tenant);
-        b.push_bind(" AND id_key = ", SqlValue::U128(EventRow::id_key(tenant, event_id)))
-            .push_bind(" AND event_id = ", SqlValue::Text(event_id.to_owned()))
-            .push(" LIMIT 1");
+        b.push_bind(" AND event_id = ", SqlValue::Text(event_id.to_owned())).push(" LIMIT 1");
         Ok(self.with_conn(move |c| query_events(c, &b)).await?.into_iter().next())
     }
 

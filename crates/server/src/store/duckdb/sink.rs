@@ -1,9 +1,8 @@
-//! The writer's connection. A group of events is appended straight into `events` with
-//! DuckDB's Appender (the fast path: what a raw Appender costs). If an id is stored
-//! already, the primary key refuses the append; the transaction is rolled back and the
-//! group goes through a staging table and `INSERT OR IGNORE` instead (the slow path, for
-//! client retries).
+//! The writer's connection. A group of events is checked against the set of stored ids
+//! (`store::id_set`), and its new events are appended with DuckDB's Appender in one
+//! transaction; their ids join the set once the transaction commits.
 
+use crate::store::id_set::IdSet;
 use crate::store::{CommitOutcome, EventRow, EventSink, MetricChange, MetricRecord};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, ToSql, appender_params_from_iter, params};
@@ -13,73 +12,49 @@ use std::collections::HashSet;
 
 pub struct DuckSink {
     conn: Connection,
+    ids: IdSet,
+    /// Ids of the group being committed: a group may repeat one.
     seen: HashSet<u128>,
+    /// Which rows of the group are new.
+    fresh: Vec<usize>,
     /// Properties kept in columns of their own, after the fixed columns.
     columns: PropertyColumns,
 }
 
 impl DuckSink {
-    pub(super) fn new(conn: Connection, columns: PropertyColumns) -> anyhow::Result<Self> {
-        // A temp table lives with this connection only, and carries no index: appending to
-        // it costs what a raw Appender costs.
-        conn.execute_batch("CREATE TEMP TABLE events_staging AS SELECT * FROM events LIMIT 0")?;
-        Ok(Self { conn, seen: HashSet::new(), columns })
+    pub(super) fn new(conn: Connection, ids: IdSet, columns: PropertyColumns) -> Self {
+        Self { conn, ids, seen: HashSet::new(), fresh: Vec::new(), columns }
     }
 
-    /// Appends `rows` (first of each id) into `table`, inside the caller's transaction.
-    fn append(&mut self, table: &str, rows: &[EventRow]) -> anyhow::Result<u64> {
-        let mut appended = 0;
-        {
-            let mut app = self.conn.appender(table)?;
-            self.seen.clear();
-            for r in rows {
-                if !self.seen.insert(r.id_key) {
-                    continue; // the same id twice in one group
-                }
-                let (ts, received) = (micros(r.timestamp), micros(r.received_at));
-                let fixed: [&dyn ToSql; 10] = [
-                    &r.tenant_id.as_str(),
-                    &r.event_id,
-                    &r.id_key,
-                    &r.name,
-                    &r.user_id,
-                    &r.session_id,
-                    &ts,
-                    &received,
-                    &r.properties_json,
-                    &r.context_json,
-                ];
-                // A row built without its materialized properties gets them from its JSON.
-                let extracted;
-                let kept = if r.materialized.len() == self.columns.slots().len() {
-                    &r.materialized
-                } else {
-                    extracted = extract(&self.columns, &r.properties_json);
-                    &extracted
-                };
-                app.append_row(appender_params_from_iter(
-                    fixed.into_iter().chain(kept.iter().map(|v| v as &dyn ToSql)),
-                ))?;
-                appended += 1;
-            }
-            app.flush()?;
+    /// Appends the rows at `self.fresh`, inside the caller's transaction.
+    fn append(&mut self, rows: &[EventRow]) -> anyhow::Result<()> {
+        let mut app = self.conn.appender("events")?;
+        for &i in &self.fresh {
+            let r = &rows[i];
+            let (ts, received) = (micros(r.timestamp), micros(r.received_at));
+            let fixed: [&dyn ToSql; 9] = [
+                &r.tenant_id.as_str(),
+                &r.event_id,
+                &r.name,
+                &r.user_id,
+                &r.session_id,
+                &ts,
+                &received,
+                &r.properties_json,
+                &r.context_json,
+            ];
+            // A row built without its materialized properties gets them from its JSON.
+            let extracted;
+            let kept = if r.materialized.len() == self.columns.slots().len() {
+                &r.materialized
+            } else {
+                extracted = extract(&self.columns, &r.properties_json);
+                &extracted
+            };
+            app.append_row(appender_params_from_iter(fixed.into_iter().chain(kept.iter().map(|v| v as &dyn ToSql))))?;
         }
-        Ok(appended)
-    }
-
-    fn try_commit_fast(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
-        self.conn.execute_batch("BEGIN")?;
-        let inserted = self.append("events", rows)?;
-        self.conn.execute_batch("COMMIT")?;
-        Ok(CommitOutcome { inserted })
-    }
-
-    fn try_commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
-        self.conn.execute_batch("BEGIN")?;
-        self.append("events_staging", rows)?;
-        let inserted = self.conn.execute("INSERT OR IGNORE INTO events SELECT * FROM events_staging", [])?;
-        self.conn.execute_batch("DELETE FROM events_staging; COMMIT")?;
-        Ok(CommitOutcome { inserted: inserted as u64 })
+        app.flush()?;
+        Ok(())
     }
 }
 
@@ -88,31 +63,38 @@ fn extract(columns: &PropertyColumns, properties_json: &str) -> Vec<Option<Strin
     columns.slots().iter().map(|(k, _)| props.get(k).and_then(property_text)).collect()
 }
 
-fn micros(t: chrono::DateTime<chrono::Utc>) -> Value {
+pub(super) fn micros(t: chrono::DateTime<chrono::Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
 
 impl EventSink for DuckSink {
     fn commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
-        match self.try_commit_fast(rows) {
-            Ok(outcome) => return Ok(outcome),
-            Err(e) => {
-                tracing::debug!(error = %e, "fast append refused; retrying through staging");
-                self.conn.execute_batch("ROLLBACK").ok();
+        self.seen.clear();
+        self.fresh.clear();
+        for (i, r) in rows.iter().enumerate() {
+            if self.seen.insert(r.id_key) && !self.ids.contains(r.id_key)? {
+                self.fresh.push(i);
             }
         }
-        match self.try_commit(rows) {
-            Ok(outcome) => Ok(outcome),
-            Err(e) => {
-                // Nothing of a failed group stays: roll back and empty the staging table.
-                self.conn.execute_batch("ROLLBACK").ok();
-                self.conn.execute_batch("DELETE FROM events_staging").ok();
-                Err(e)
-            }
+        if self.fresh.is_empty() {
+            return Ok(CommitOutcome { inserted: 0 });
         }
+        self.conn.execute_batch("BEGIN")?;
+        if let Err(e) = self.append(rows).and_then(|_| Ok(self.conn.execute_batch("COMMIT")?)) {
+            // Nothing of a failed group stays.
+            self.conn.execute_batch("ROLLBACK").ok();
+            return Err(e);
+        }
+        self.ids.record(self.fresh.iter().map(|&i| rows[i].id_key));
+        Ok(CommitOutcome { inserted: self.fresh.len() as u64 })
     }
 
     fn delete_tenant(&mut self, tenant: &TenantId) -> anyhow::Result<u64> {
+        let keys: HashSet<u128> = {
+            let mut stmt = self.conn.prepare("SELECT event_id FROM events WHERE tenant_id = ?")?;
+            let ids = stmt.query_map([tenant.as_str()], |r| r.get::<_, String>(0))?;
+            ids.map(|id| id.map(|id| EventRow::id_key(tenant, &id))).collect::<Result<_, _>>()?
+        };
         self.conn.execute_batch("BEGIN")?;
         let done = (|| {
             let n = self.conn.execute("DELETE FROM events WHERE tenant_id = ?", [tenant.as_str()])?;
@@ -122,6 +104,8 @@ impl EventSink for DuckSink {
         match done {
             Ok(n) => {
                 self.conn.execute_batch("COMMIT")?;
+                // The ids may be sent again, to a tenant made again under the same id.
+                self.ids.remove(&keys)?;
                 Ok(n)
             }
             Err(e) => {
@@ -195,6 +179,7 @@ impl EventSink for DuckSink {
 
     fn checkpoint(&mut self) -> anyhow::Result<()> {
         self.conn.execute_batch("FORCE CHECKPOINT")?;
+        self.ids.flush()?;
         Ok(())
     }
 }
@@ -225,10 +210,10 @@ mod tests {
     }
 
     #[test]
-    fn fast_and_slow_paths_store_each_id_once() {
+    fn each_id_is_stored_once() {
         let (mut sink, _reader) = super::super::open(None, 1).unwrap();
-        assert_eq!(sink.commit(&rows("a", 0..100)).unwrap().inserted, 100, "fast path");
-        // Overlaps what is stored, and repeats itself: the slow path.
+        assert_eq!(sink.commit(&rows("a", 0..100)).unwrap().inserted, 100);
+        // Overlaps what is stored, and repeats itself.
         let mut again = rows("a", 50..150);
         again.extend(rows("a", 140..160));
         assert_eq!(sink.commit(&again).unwrap().inserted, 60);
@@ -236,7 +221,5 @@ mod tests {
         assert_eq!(sink.commit(&rows("b", 0..10)).unwrap().inserted, 10);
         let n: i64 = sink.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 170);
-        let staged: i64 = sink.conn.query_row("SELECT count(*) FROM events_staging", [], |r| r.get(0)).unwrap();
-        assert_eq!(staged, 0);
     }
 }
