@@ -356,7 +356,7 @@ fn agg_sql(b: &mut SqlBuilder, cols: &PropertyColumns, m: &Measure, own_rows: Op
             b.push("count(*)");
         }
         Aggregation::Users => {
-            b.push("count(DISTINCT user_id)");
+            b.push("count(DISTINCT user_key)");
         }
         Aggregation::CountDistinct => {
             b.push("count(DISTINCT ");
@@ -394,6 +394,11 @@ pub(crate) fn text_of(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
     text_sql(b, cols, f)
 }
 
+/// A field as a number, for other compilers of this module.
+pub(crate) fn number_of(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
+    number_sql(b, cols, f)
+}
+
 /// A filter as a condition, for other compilers of this module.
 pub(crate) fn filter_of(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Filter) {
     filter_sql(b, cols, f)
@@ -428,6 +433,11 @@ fn number_sql(b: &mut SqlBuilder, cols: &PropertyColumns, f: &Field) {
     match f.kind() {
         FieldKind::Number => {
             b.push(f.column().0);
+        }
+        _ if let Field::Property(p) = f
+            && let Some(col) = cols.number_column(p) =>
+        {
+            b.push_trusted(&col);
         }
         _ => {
             b.push("TRY_CAST(");

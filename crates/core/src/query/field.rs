@@ -90,6 +90,8 @@ impl PropertyPath {
 /// Top-level property keys that events also keep in columns of their own (`pc_1`,
 /// `pc_2`, ...), so that reading them skips parsing each event's JSON. A column holds what
 /// [`property_text`] gives for the key's value; the compiler reads it instead of the JSON.
+/// Beside each, a number column (`pn_1`, ...) holds that text as a number where it reads
+/// as one (`TRY_CAST(text AS DOUBLE)`), so sums and percentiles cast nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PropertyColumns {
     slots: Vec<(String, u32)>,
@@ -103,6 +105,17 @@ impl PropertyColumns {
     /// The column name of a slot: made from a number, never from client text.
     pub fn column_name(slot: u32) -> String {
         format!("pc_{slot}")
+    }
+
+    /// The number column of a slot.
+    pub fn number_column_name(slot: u32) -> String {
+        format!("pn_{slot}")
+    }
+
+    /// The number column of `path`, when it is a single materialized key.
+    pub fn number_column(&self, path: &PropertyPath) -> Option<String> {
+        let [key] = path.segments() else { return None };
+        self.slots.iter().find(|(k, _)| k == key).map(|(_, slot)| Self::number_column_name(*slot))
     }
 
     /// The column holding `path`, when it is a single materialized key.

@@ -206,7 +206,7 @@ pub fn parse_funnel(v: &Value) -> Result<Funnel, Vec<FieldError>> {
 /// step, then the median seconds from each step to the next.
 pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &PropertyColumns, d: Dialect) -> Compiled {
     let n = f.steps.len();
-    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT user_id, ts");
+    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT user_key, ts");
     for (i, s) in f.steps.iter().enumerate() {
         b.push(", (");
         step_sql(&mut b, s, cols);
@@ -218,12 +218,12 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
         b.push(" AS bd");
     }
     if f.mode == Mode::Strict {
-        b.push(", row_number() OVER (PARTITION BY user_id ORDER BY ts, event_id) AS rn");
+        b.push(", row_number() OVER (PARTITION BY user_key ORDER BY ts, event_id) AS rn");
     }
     b.from_tenant(Stored::Events, tenant, "t");
     b.push_bind(" WHERE ts >= ", ts(range.start));
     b.push_bind(" AND ts < ", ts(range.end + f.window));
-    b.push(" AND user_id IS NOT NULL");
+    b.push(" AND user_key IS NOT NULL");
     if f.mode != Mode::Strict {
         // Only the steps' events matter; strict needs every event, to know the next one.
         b.push(" AND (");
@@ -243,28 +243,28 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
     match f.mode {
         Mode::Ordered | Mode::Strict => {
             let strict = f.mode == Mode::Strict;
-            b.push(", s0 AS (SELECT user_id, min(ts) AS t0");
+            b.push(", s0 AS (SELECT user_key, min(ts) AS t0");
             if strict {
                 b.push(", arg_min(rn, ts) AS r0");
             }
             if bd {
                 b.push(", arg_min_null(bd, ts) AS bd");
             }
-            b.push_bind(" FROM e WHERE f0 AND ts < ", ts(range.end)).push(" GROUP BY user_id)");
+            b.push_bind(" FROM e WHERE f0 AND ts < ", ts(range.end)).push(" GROUP BY user_key)");
             for k in 1..n {
                 let p = k - 1;
-                b.push_trusted(&format!(", s{k} AS (SELECT s{p}.user_id, s{p}.t0, min(e.ts) AS t{k}"));
+                b.push_trusted(&format!(", s{k} AS (SELECT s{p}.user_key, s{p}.t0, min(e.ts) AS t{k}"));
                 if strict {
                     b.push_trusted(&format!(", min(e.rn) AS r{k}"));
                 }
-                b.push_trusted(&format!(" FROM s{p} JOIN e ON e.user_id = s{p}.user_id AND e.f{k}"));
+                b.push_trusted(&format!(" FROM s{p} JOIN e ON e.user_key = s{p}.user_key AND e.f{k}"));
                 if strict {
                     b.push_trusted(&format!(" AND e.rn = s{p}.r{p} + 1"));
                 } else {
                     b.push_trusted(&format!(" AND e.ts > s{p}.t{p}"));
                 }
                 b.push_trusted(&format!(" AND e.ts <= s{p}.t0 + to_seconds("));
-                b.bind(SqlValue::Int(secs)).push_trusted(&format!(") GROUP BY s{p}.user_id, s{p}.t0)"));
+                b.bind(SqlValue::Int(secs)).push_trusted(&format!(") GROUP BY s{p}.user_key, s{p}.t0)"));
             }
             b.push(" SELECT ");
             if bd {
@@ -274,7 +274,7 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
                 if k > 0 {
                     b.push(", ");
                 }
-                b.push_trusted(&format!("CAST(count(s{k}.user_id) AS DOUBLE)"));
+                b.push_trusted(&format!("CAST(count(s{k}.user_key) AS DOUBLE)"));
             }
             for k in 1..n {
                 let p = k - 1;
@@ -282,16 +282,16 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
             }
             b.push(" FROM s0");
             for k in 1..n {
-                b.push_trusted(&format!(" LEFT JOIN s{k} ON s{k}.user_id = s0.user_id"));
+                b.push_trusted(&format!(" LEFT JOIN s{k} ON s{k}.user_key = s0.user_key"));
             }
         }
         Mode::AnyOrder => {
-            b.push(", s0 AS (SELECT user_id, min(ts) AS t0");
+            b.push(", s0 AS (SELECT user_key, min(ts) AS t0");
             if bd {
                 b.push(", arg_min_null(bd, ts) AS bd");
             }
-            b.push_bind(" FROM e WHERE ts < ", ts(range.end)).push(" GROUP BY user_id)");
-            b.push(", done AS (SELECT s0.user_id, ");
+            b.push_bind(" FROM e WHERE ts < ", ts(range.end)).push(" GROUP BY user_key)");
+            b.push(", done AS (SELECT s0.user_key, ");
             for k in 0..n {
                 if k > 0 {
                     b.push(" + ");
@@ -299,8 +299,10 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
                 // A step whose condition is NULL on every event (a missing property) is not done.
                 b.push_trusted(&format!("CAST(coalesce(bool_or(e.f{k}), false) AS INTEGER)"));
             }
-            b.push(" AS k FROM s0 JOIN e ON e.user_id = s0.user_id AND e.ts >= s0.t0 AND e.ts <= s0.t0 + to_seconds(");
-            b.bind(SqlValue::Int(secs)).push(") GROUP BY s0.user_id)");
+            b.push(
+                " AS k FROM s0 JOIN e ON e.user_key = s0.user_key AND e.ts >= s0.t0 AND e.ts <= s0.t0 + to_seconds(",
+            );
+            b.bind(SqlValue::Int(secs)).push(") GROUP BY s0.user_key)");
             b.push(" SELECT ");
             if bd {
                 b.push("s0.bd, ");
@@ -314,7 +316,7 @@ pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &Prope
             for _ in 1..n {
                 b.push(", CAST(NULL AS DOUBLE)");
             }
-            b.push(" FROM s0 JOIN done ON done.user_id = s0.user_id");
+            b.push(" FROM s0 JOIN done ON done.user_key = s0.user_key");
         }
     }
     if bd {

@@ -35,14 +35,14 @@ pub fn windows(now: DateTime<Utc>) -> (Window, Window, Window) {
 pub fn realtime_sql(tenant: &TenantId, now: DateTime<Utc>, d: Dialect) -> (String, Vec<SqlValue>) {
     let (cur, prev, base) = windows(now);
     let at = |t: DateTime<Utc>| SqlValue::TimestampMicros(t.timestamp_micros());
-    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT ts, user_id, event_name, properties");
+    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT ts, user_key, event_name, properties");
     b.from_tenant(Stored::Events, tenant, "t");
     b.push_bind(" WHERE ((ts >= ", at(base.start)).push_bind(" AND ts < ", at(cur.end)).push(")");
     b.push_bind(" OR (ts >= ", at(prev.start)).push_bind(" AND ts < ", at(prev.end)).push(")))");
     for (name, w) in [("current", cur), ("previous", prev)] {
         b.push(if name == "current" { " SELECT " } else { " UNION ALL SELECT " });
         b.bind(SqlValue::Text(name.into()));
-        b.push(", CAST(count(DISTINCT user_id) AS DOUBLE),");
+        b.push(", CAST(count(DISTINCT user_key) AS DOUBLE),");
         b.push(" CAST(count(DISTINCT ").json_text("properties", "conversation_id").push(") AS DOUBLE),");
         b.push(" CAST(count(*) FILTER (WHERE event_name = 'message') AS DOUBLE),");
         b.push(" avg(TRY_CAST(").json_text("properties", "response_time_ms").push(" AS DOUBLE)),");

@@ -153,16 +153,16 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
     };
     let wide = Window { start: range.start - lead, end };
     let micros = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
-    let mut b = SqlBuilder::in_dialect(d, "WITH firsts AS (SELECT user_id, min(ts) AS t0");
-    b.from_tenant(Stored::Events, tenant, "t").push(" WHERE user_id IS NOT NULL");
+    let mut b = SqlBuilder::in_dialect(d, "WITH firsts AS (SELECT user_key, min(ts) AS t0");
+    b.from_tenant(Stored::Events, tenant, "t").push(" WHERE user_key IS NOT NULL");
     if let Some(e) = &r.start_event {
         b.push_bind(" AND event_name = ", SqlValue::Text(e.clone()));
     }
     b.push_bind(" AND ts < ", micros(range.end));
-    b.push(" GROUP BY user_id), cohort AS (SELECT user_id, ");
+    b.push(" GROUP BY user_key), cohort AS (SELECT user_key, ");
     local_bucket(&mut b, r.granularity, r.tz, wide, "t0");
     b.push_bind(" AS c FROM firsts WHERE t0 >= ", micros(range.start));
-    b.push("), act AS (SELECT DISTINCT e.user_id, ");
+    b.push("), act AS (SELECT DISTINCT e.user_key, ");
     local_bucket(&mut b, r.granularity, r.tz, wide, "ts");
     b.push(" AS p");
     b.from_tenant(Stored::Events, tenant, "e");
@@ -170,9 +170,9 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
     if let Some(e) = &r.return_event {
         b.push_bind(" AND e.event_name = ", SqlValue::Text(e.clone()));
     }
-    b.push("), k AS (SELECT cohort.user_id, cohort.c, CAST(date_diff('");
+    b.push("), k AS (SELECT cohort.user_key, cohort.c, CAST(date_diff('");
     b.push(unit(r.granularity));
-    b.push("', cohort.c, act.p) AS BIGINT) AS k FROM cohort JOIN act ON act.user_id = cohort.user_id WHERE act.p >= cohort.c)");
+    b.push("', cohort.c, act.p) AS BIGINT) AS k FROM cohort JOIN act ON act.user_key = cohort.user_key WHERE act.p >= cohort.c)");
     b.push(" SELECT ").epoch_us("c").push(", 'size', '0', CAST(count(*) AS DOUBLE) FROM cohort GROUP BY 1");
     b.push(" UNION ALL SELECT ")
         .epoch_us("c")
@@ -183,7 +183,7 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
         ", 'last', CAST(lastk AS VARCHAR), CAST(count(*) AS DOUBLE) FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= ",
     );
     b.bind(SqlValue::Int(r.periods as i64));
-    b.push(" GROUP BY user_id, c) GROUP BY 1, 3");
+    b.push(" GROUP BY user_key, c) GROUP BY 1, 3");
     let (sql, params) = b.into_parts();
     Compiled { sql, params, layout: Layout { bucket: true, dims: 2, period: false, series: 1 }, max_rows: usize::MAX }
 }

@@ -78,9 +78,9 @@ pub fn compile_rfm(
     let read = |b: &mut SqlBuilder, p: &PropertyPath| super::compile::text_of(b, cols, &Field::Property(p.clone()));
     let mut b = SqlBuilder::in_dialect(d, "WITH p AS (SELECT coalesce(");
     read(&mut b, &customer);
-    b.push(", user_id) AS customer_id, ts, TRY_CAST(");
-    read(&mut b, &amount);
-    b.push(" AS DOUBLE) AS amount");
+    b.push(", user_id) AS customer_id, ts, ");
+    super::compile::number_of(&mut b, cols, &Field::Property(amount));
+    b.push(" AS amount");
     b.from_tenant(Stored::Events, tenant, "t");
     b.push(" WHERE event_name IN (");
     for (i, e) in PURCHASE_EVENTS.iter().enumerate() {

@@ -85,7 +85,11 @@ fn generate(
     let (kept_names, kept_values): (Vec<String>, Vec<String>) = cols
         .slots()
         .iter()
-        .map(|(k, slot)| (PropertyColumns::column_name(*slot), format!("json_extract_string(props, '$.\"{k}\"')")))
+        .map(|(k, slot)| {
+            let (text, number) = (PropertyColumns::column_name(*slot), PropertyColumns::number_column_name(*slot));
+            let read = format!("json_extract_string(props, '$.\"{k}\"')");
+            (format!("{text}, {number}"), format!("{read}, TRY_CAST({read} AS DOUBLE)"))
+        })
         .unzip();
     let kept_names = kept_names.iter().map(|c| format!(", {c}")).collect::<String>();
     let kept_values = kept_values.iter().map(|c| format!(", {c}")).collect::<String>();
@@ -93,9 +97,9 @@ fn generate(
     let step_us = Duration::days(90).num_microseconds().expect("fits") as f64 / n.max(1) as f64;
     // Skewed name choice: index = floor(20 * u^2) for u uniform in [0, 1).
     let sql = format!(
-        "INSERT INTO events (tenant_id, event_id, event_name, user_id, session_id, ts, received_at, properties,
+        "INSERT INTO events (tenant_id, event_id, event_name, user_id, user_key, session_id, ts, received_at, properties,
                              context{kept_names})
-         SELECT ?, 'ev-' || i, name, user_id, user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
+         SELECT ?, 'ev-' || i, name, user_id, md5_number_lower(user_id), user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
                 ts, ts, props, NULL{kept_values}
          FROM (
            SELECT i,
@@ -154,11 +158,12 @@ fn date(t: DateTime<Utc>) -> String {
 /// How hand-written SQL reads a property: its own column when the schema has one.
 fn prop(cols: &PropertyColumns, key: &str, number: bool) -> String {
     let path = sightline_core::query::field::PropertyPath::parse(key).expect("a valid key");
-    let text = match cols.column(&path) {
-        Some(c) => c,
-        None => format!("json_extract_string(properties, '$.{key}')"),
-    };
-    if number { format!("TRY_CAST({text} AS DOUBLE)") } else { text }
+    match (cols.column(&path), cols.number_column(&path)) {
+        (_, Some(n)) if number => n,
+        (Some(c), _) => c,
+        (None, _) if number => format!("TRY_CAST(json_extract_string(properties, '$.{key}') AS DOUBLE)"),
+        (None, _) => format!("json_extract_string(properties, '$.{key}')"),
+    }
 }
 
 fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
@@ -225,20 +230,20 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
             query: json!({"name": "shop", "steps": ["page_view", "search", "add_to_cart", "purchase"],
                           "date_range": {"start": date(start), "end": date(last_day)}}),
             raw_cols: vec![0, 1, 2, 3, 4, 5, 6],
-            raw: "WITH e AS (SELECT user_id, ts, event_name FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? \
-                  AND user_id IS NOT NULL AND event_name IN ('page_view', 'search', 'add_to_cart', 'purchase')), \
-                  s0 AS (SELECT user_id, min(ts) AS t0 FROM e WHERE event_name = 'page_view' AND ts < ? GROUP BY 1), \
-                  s1 AS (SELECT s0.user_id, s0.t0, min(e.ts) AS t1 FROM s0 JOIN e ON e.user_id = s0.user_id \
+            raw: "WITH e AS (SELECT user_key, ts, event_name FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? \
+                  AND user_key IS NOT NULL AND event_name IN ('page_view', 'search', 'add_to_cart', 'purchase')), \
+                  s0 AS (SELECT user_key, min(ts) AS t0 FROM e WHERE event_name = 'page_view' AND ts < ? GROUP BY 1), \
+                  s1 AS (SELECT s0.user_key, s0.t0, min(e.ts) AS t1 FROM s0 JOIN e ON e.user_key = s0.user_key \
                     AND e.event_name = 'search' AND e.ts > s0.t0 AND e.ts <= s0.t0 + INTERVAL 14 DAY GROUP BY 1, 2), \
-                  s2 AS (SELECT s1.user_id, s1.t0, min(e.ts) AS t2 FROM s1 JOIN e ON e.user_id = s1.user_id \
+                  s2 AS (SELECT s1.user_key, s1.t0, min(e.ts) AS t2 FROM s1 JOIN e ON e.user_key = s1.user_key \
                     AND e.event_name = 'add_to_cart' AND e.ts > s1.t1 AND e.ts <= s1.t0 + INTERVAL 14 DAY GROUP BY 1, 2), \
-                  s3 AS (SELECT s2.user_id, s2.t0, min(e.ts) AS t3 FROM s2 JOIN e ON e.user_id = s2.user_id \
+                  s3 AS (SELECT s2.user_key, s2.t0, min(e.ts) AS t3 FROM s2 JOIN e ON e.user_key = s2.user_key \
                     AND e.event_name = 'purchase' AND e.ts > s2.t2 AND e.ts <= s2.t0 + INTERVAL 14 DAY GROUP BY 1, 2) \
-                  SELECT count(s0.user_id)::DOUBLE, count(s1.user_id)::DOUBLE, count(s2.user_id)::DOUBLE, \
-                    count(s3.user_id)::DOUBLE, median(epoch(t1) - epoch(s0.t0)), median(epoch(t2) - epoch(t1)), \
+                  SELECT count(s0.user_key)::DOUBLE, count(s1.user_key)::DOUBLE, count(s2.user_key)::DOUBLE, \
+                    count(s3.user_key)::DOUBLE, median(epoch(t1) - epoch(s0.t0)), median(epoch(t2) - epoch(t1)), \
                     median(epoch(t3) - epoch(t2)) \
-                  FROM s0 LEFT JOIN s1 ON s1.user_id = s0.user_id LEFT JOIN s2 ON s2.user_id = s0.user_id \
-                  LEFT JOIN s3 ON s3.user_id = s0.user_id"
+                  FROM s0 LEFT JOIN s1 ON s1.user_key = s0.user_key LEFT JOIN s2 ON s2.user_key = s0.user_key \
+                  LEFT JOIN s3 ON s3.user_key = s0.user_key"
                 .into(),
             raw_params: vec![text(TENANT), micros(start), micros(end + Duration::days(14)), micros(end)],
         },
@@ -248,17 +253,17 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
             query: json!({"cohort_type": "acquisition", "group_by": "week", "metric": "retention", "periods": 12,
                           "date_range": {"start": date(start), "end": date(last_day)}}),
             raw_cols: vec![2],
-            raw: "WITH firsts AS (SELECT user_id, min(ts) AS t0 FROM events WHERE tenant_id = ? AND user_id IS NOT NULL \
+            raw: "WITH firsts AS (SELECT user_key, min(ts) AS t0 FROM events WHERE tenant_id = ? AND user_key IS NOT NULL \
                     AND ts < ? GROUP BY 1), \
-                  cohort AS (SELECT user_id, date_trunc('week', t0) AS c FROM firsts WHERE t0 >= ?), \
-                  act AS (SELECT DISTINCT user_id, date_trunc('week', ts) AS p FROM events WHERE tenant_id = ? \
+                  cohort AS (SELECT user_key, date_trunc('week', t0) AS c FROM firsts WHERE t0 >= ?), \
+                  act AS (SELECT DISTINCT user_key, date_trunc('week', ts) AS p FROM events WHERE tenant_id = ? \
                     AND ts >= ? AND ts < ?), \
-                  k AS (SELECT cohort.user_id, c, date_diff('week', c, p) AS k FROM cohort JOIN act USING (user_id) \
+                  k AS (SELECT cohort.user_key, c, date_diff('week', c, p) AS k FROM cohort JOIN act USING (user_key) \
                     WHERE p >= c) \
                   SELECT epoch_us(c), k, count(*)::DOUBLE FROM k WHERE k <= 12 GROUP BY 1, 2 \
                   UNION ALL SELECT epoch_us(c), -1, count(*)::DOUBLE FROM cohort GROUP BY 1 \
                   UNION ALL SELECT epoch_us(c), 100 + lastk, count(*)::DOUBLE \
-                    FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= 12 GROUP BY user_id, c) GROUP BY 1, 2 \
+                    FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= 12 GROUP BY user_key, c) GROUP BY 1, 2 \
                   ORDER BY 1, 2"
                 .into(),
             raw_params: vec![

@@ -15,6 +15,8 @@ pub struct EventRow {
     pub id_key: u128,
     pub name: String,
     pub user_id: Option<String>,
+    /// [`user_key`] of `user_id`: what analyses group and join users by.
+    pub user_key: Option<u64>,
     pub session_id: Option<String>,
     pub timestamp: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
@@ -40,6 +42,16 @@ impl EventRow {
         buf.extend_from_slice(event_id.as_bytes());
         xxhash_rust::xxh3::xxh3_128(&buf)
     }
+}
+
+/// The integer that stands for a user id in analyses (funnels, retention, distinct users
+/// join and count it several times faster than text): the low 64 bits of the id's MD5,
+/// as DuckDB's `md5_number_lower` computes it, so a migration computes the same key in SQL.
+/// Two ids share a key with odds of about 1 in 10^10 at a million users.
+pub fn user_key(user_id: &str) -> u64 {
+    use md5::Digest;
+    let digest = md5::Md5::digest(user_id.as_bytes());
+    u64::from_le_bytes(digest[8..16].try_into().expect("16 bytes"))
 }
 
 /// An event read back.

@@ -108,8 +108,9 @@ fn write_previous_version_file(path: &std::path::Path, events: usize) {
             metric_name VARCHAR NOT NULL, value DOUBLE NOT NULL, ts TIMESTAMP NOT NULL, dimensions JSON NOT NULL,
             meta JSON NOT NULL, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP);
          CREATE TABLE property_columns (slot INTEGER NOT NULL PRIMARY KEY, key VARCHAR NOT NULL UNIQUE);
-         INSERT INTO property_columns VALUES (1, 'plan');
-         ALTER TABLE events ADD COLUMN pc_1 VARCHAR;",
+         INSERT INTO property_columns VALUES (1, 'plan'), (2, 'amount');
+         ALTER TABLE events ADD COLUMN pc_1 VARCHAR;
+         ALTER TABLE events ADD COLUMN pc_2 VARCHAR;",
     )
     .unwrap();
     let mut app = conn.appender("events").unwrap();
@@ -129,9 +130,10 @@ fn write_previous_version_file(path: &std::path::Path, events: usize) {
             Option::<String>::None,
             at.clone(),
             at,
-            json!({"plan": plan, "n": i}).to_string(),
+            json!({"plan": plan, "n": i, "amount": i}).to_string(),
             Option::<String>::None,
             plan,
+            i.to_string(),
         ])
         .unwrap();
     }
@@ -154,7 +156,7 @@ async fn a_file_of_the_previous_version_migrates_on_start_with_nothing_lost() {
     assert_eq!(remote.stored("prev").await, 3_000);
     let r = remote.client.get(format!("{}/api/v1/analytics/events/prev-7", remote.base)).bearer_auth(admin());
     let event: Value = r.send().await.unwrap().json().await.unwrap();
-    assert_eq!(event["properties"], json!({"plan": "pro", "n": 7}), "{event}");
+    assert_eq!(event["properties"], json!({"plan": "pro", "n": 7, "amount": 7}), "{event}");
     // The kept column came across: a breakdown by it counts as the JSON does.
     let days = |n: i64| (chrono::Utc::now() - chrono::Duration::days(n)).format("%Y-%m-%d").to_string();
     let q = json!({"kind": "breakdown", "series": ["events"], "breakdown": ["plan"],
@@ -164,6 +166,22 @@ async fn a_file_of_the_previous_version_migrates_on_start_with_nothing_lost() {
     let rows = answer["rows"].as_array().unwrap_or_else(|| panic!("{answer}"));
     let count = |plan: &str| rows.iter().find(|r| r["plan"] == plan).map(|r| r["events"].clone());
     assert_eq!((count("free"), count("pro")), (Some(json!(1500)), Some(json!(1500))), "{answer}");
+    // Users came across as keys (50 of them), kept amounts as numbers (0..3000).
+    let q = json!({"kind": "aggregate", "series": ["users", {"event": "prev", "aggregation": "sum", "field": "properties.amount"}],
+                   "date_range": {"start": days(90), "end": days(0)}});
+    let r = remote.client.post(format!("{}/api/v1/insights", remote.base)).bearer_auth(admin()).json(&q);
+    let answer: Value = r.send().await.unwrap().json().await.unwrap();
+    let text = answer.to_string();
+    assert!(text.contains(":50") && text.contains(&format!(":{}", (0..3_000).sum::<u64>())), "{answer}");
+    // A user of the old file seen again is the same user: its new events carry the key
+    // the migration gave its old ones.
+    let again = json!({"event_name": "prev2", "event_id": "again-1", "user_id": "u7"});
+    let r = remote.client.post(format!("{}/api/v1/analytics/events", remote.base)).bearer_auth(admin()).json(&again);
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    let q = json!({"kind": "aggregate", "series": ["users"], "date_range": {"start": days(90), "end": days(0)}});
+    let r = remote.client.post(format!("{}/api/v1/insights", remote.base)).bearer_auth(admin()).json(&q);
+    let answer: Value = r.send().await.unwrap().json().await.unwrap();
+    assert!(answer.to_string().contains(":50"), "{answer}");
     // The old ids are still known; new ones are stored.
     assert_eq!(remote.send("prev", 2_500..3_200, 60).await, 3_200);
     child.kill();

@@ -148,9 +148,18 @@ fn property_columns(conn: &Connection, materialize: &[String]) -> anyhow::Result
         let col = PropertyColumns::column_name(slot);
         let started = std::time::Instant::now();
         conn.execute_batch("BEGIN")?;
+        let number = PropertyColumns::number_column_name(slot);
         let added = (|| -> duckdb::Result<()> {
-            conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {col} VARCHAR"))?;
-            conn.execute(&format!("UPDATE events SET {col} = json_extract_string(properties, ?)"), [path.json_path()])?;
+            conn.execute_batch(&format!(
+                "ALTER TABLE events ADD COLUMN {col} VARCHAR; ALTER TABLE events ADD COLUMN {number} DOUBLE"
+            ))?;
+            conn.execute(
+                &format!(
+                    "UPDATE events SET {col} = json_extract_string(properties, ?), \
+                     {number} = TRY_CAST(json_extract_string(properties, ?) AS DOUBLE)"
+                ),
+                [path.json_path(), path.json_path()],
+            )?;
             conn.execute("INSERT INTO property_columns (slot, key) VALUES (?, ?)", duckdb::params![slot, key])?;
             Ok(())
         })();

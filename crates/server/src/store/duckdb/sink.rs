@@ -32,11 +32,12 @@ impl DuckSink {
         for &i in &self.fresh {
             let r = &rows[i];
             let (ts, received) = (micros(r.timestamp), micros(r.received_at));
-            let fixed: [&dyn ToSql; 9] = [
+            let fixed: [&dyn ToSql; 10] = [
                 &r.tenant_id.as_str(),
                 &r.event_id,
                 &r.name,
                 &r.user_id,
+                &r.user_key,
                 &r.session_id,
                 &ts,
                 &received,
@@ -51,11 +52,19 @@ impl DuckSink {
                 extracted = extract(&self.columns, &r.properties_json);
                 &extracted
             };
-            app.append_row(appender_params_from_iter(fixed.into_iter().chain(kept.iter().map(|v| v as &dyn ToSql))))?;
+            // Each kept key has its text and, where the text reads as one, its number.
+            let numbers: Vec<Option<f64>> = kept.iter().map(|t| t.as_deref().and_then(number_of)).collect();
+            let pairs = kept.iter().zip(&numbers).flat_map(|(t, n)| [t as &dyn ToSql, n as &dyn ToSql]);
+            app.append_row(appender_params_from_iter(fixed.into_iter().chain(pairs)))?;
         }
         app.flush()?;
         Ok(())
     }
+}
+
+/// A kept property's text as a number, as `TRY_CAST(text AS DOUBLE)` reads it.
+pub fn number_of(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok()
 }
 
 fn extract(columns: &PropertyColumns, properties_json: &str) -> Vec<Option<String>> {
@@ -199,6 +208,7 @@ mod tests {
                 id_key: EventRow::id_key(&t, &format!("e{i}")),
                 name: "n".into(),
                 user_id: None,
+                user_key: None,
                 session_id: None,
                 timestamp: now,
                 received_at: now,
@@ -221,5 +231,52 @@ mod tests {
         assert_eq!(sink.commit(&rows("b", 0..10)).unwrap().inserted, 10);
         let n: i64 = sink.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 170);
+    }
+
+    /// The integer user key and each kept number, as the writer computes them in Rust,
+    /// are what DuckDB computes from the same text (a migration computes them in SQL).
+    #[test]
+    fn user_keys_and_kept_numbers_match_duckdb() {
+        let cols = vec!["amount".to_owned()];
+        let (mut sink, _reader, _) = super::super::open_with(None, 1, &cols, &Default::default()).unwrap();
+        let amounts = [
+            serde_json::json!(12.5),
+            serde_json::json!("7.25"),
+            serde_json::json!(" 3 "),
+            serde_json::json!("n/a"),
+            serde_json::json!(1e21),
+            serde_json::json!(-0.0),
+            serde_json::json!(true),
+            serde_json::json!({"v": 1}),
+            serde_json::Value::Null,
+        ];
+        let mut batch = rows("a", 0..amounts.len());
+        for (i, (r, a)) in batch.iter_mut().zip(&amounts).enumerate() {
+            r.user_id = Some(format!("user-{i}-é"));
+            r.user_key = r.user_id.as_deref().map(crate::store::user_key);
+            r.properties_json = serde_json::json!({"amount": a}).to_string();
+        }
+        batch[0].user_id = None;
+        batch[0].user_key = None;
+        assert_eq!(sink.commit(&batch).unwrap().inserted, amounts.len() as u64);
+        let mut stmt = sink
+            .conn
+            .prepare(
+                "SELECT user_key IS NOT DISTINCT FROM md5_number_lower(user_id), \
+                 pn_1 IS NOT DISTINCT FROM TRY_CAST(json_extract_string(properties, '$.amount') AS DOUBLE), \
+                 json_extract(properties, '$.amount')::VARCHAR, pn_1 FROM events ORDER BY event_id",
+            )
+            .unwrap();
+        let got: Vec<(bool, bool, Option<String>, Option<f64>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (keys, numbers, json, number) in &got {
+            assert!(keys, "user key of {json:?}");
+            assert!(numbers, "number of {json:?}: {number:?}");
+        }
+        // A value that is no number stays readable in the JSON.
+        assert!(got.iter().any(|(_, _, json, n)| json.as_deref() == Some("\"n/a\"") && n.is_none()), "{got:?}");
     }
 }
