@@ -41,6 +41,16 @@ impl Dialect {
         }
     }
 
+    /// What follows a CTE's name to have it inlined where it is read rather than computed
+    /// once and stored: DuckDB stores a CTE read more than once, and then scans the stored
+    /// rows with the readers' filters OR-ed together; inlined, each reader's filter is
+    /// pushed into its own scan of the table (a funnel ran 3x faster).
+    pub fn inline_cte(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => " AS NOT MATERIALIZED (",
+        }
+    }
+
     /// The function that turns a timestamp into epoch microseconds.
     pub fn epoch_us_fn(self) -> &'static str {
         match self {

@@ -206,7 +206,8 @@ pub fn parse_funnel(v: &Value) -> Result<Funnel, Vec<FieldError>> {
 /// step, then the median seconds from each step to the next.
 pub fn compile_funnel(f: &Funnel, tenant: &TenantId, range: Window, cols: &PropertyColumns, d: Dialect) -> Compiled {
     let n = f.steps.len();
-    let mut b = SqlBuilder::in_dialect(d, "WITH e AS (SELECT user_key, ts");
+    let mut b = SqlBuilder::in_dialect(d, "WITH e");
+    b.push(d.inline_cte()).push("SELECT user_key, ts");
     for (i, s) in f.steps.iter().enumerate() {
         b.push(", (");
         step_sql(&mut b, s, cols);
