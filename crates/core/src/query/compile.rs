@@ -320,14 +320,23 @@ fn bucket_sql(b: &mut SqlBuilder, g: Granularity, q: &Query, w: Window) {
 /// the offsets `tz` has over `w`.
 pub(crate) fn local_bucket(b: &mut SqlBuilder, g: Granularity, tz: chrono_tz::Tz, w: Window, col: &'static str) {
     b.push("date_trunc(").push(g.sql_unit()).push(", ").push(col);
+    if offset_secs(b, tz, w, col, " + to_seconds(") {
+        b.push(")");
+    }
+    b.push(")");
+}
+
+/// Pushes `before` and the offset of `tz` (seconds) at `col`, when it is not always 0;
+/// answers whether it pushed anything.
+fn offset_secs(b: &mut SqlBuilder, tz: chrono_tz::Tz, w: Window, col: &'static str, before: &'static str) -> bool {
     let pieces = offsets(tz, w);
     match pieces.as_slice() {
-        [(None, 0)] => {}
+        [(None, 0)] => return false,
         [(None, secs)] => {
-            b.push(" + to_seconds(").bind(SqlValue::Int(*secs)).push(")");
+            b.push(before).bind(SqlValue::Int(*secs));
         }
         _ => {
-            b.push(" + to_seconds(CASE");
+            b.push(before).push("CASE");
             for (until, secs) in &pieces {
                 match until {
                     Some(t) => {
@@ -338,10 +347,58 @@ pub(crate) fn local_bucket(b: &mut SqlBuilder, g: Granularity, tz: chrono_tz::Tz
                     }
                 }
             }
-            b.push(" END)");
+            b.push(" END");
         }
     }
-    b.push(")");
+    true
+}
+
+/// Days added before dividing, so that every index is positive (integer division then
+/// floors as Rust's does) and weeks start on Mondays (1970-01-01 was a Thursday).
+const INDEX_SHIFT_DAYS: i64 = 7 * 1_000_000 + 3;
+
+/// The index of the day, week or month that holds a UTC timestamp column in `tz`, as an
+/// integer: plain arithmetic per row (a tenth of `date_trunc` and `date_diff`'s cost).
+/// [`period_index`] computes the same in Rust.
+pub(crate) fn local_period_index(b: &mut SqlBuilder, g: Granularity, tz: chrono_tz::Tz, w: Window, col: &'static str) {
+    const DAY_US: i64 = 86_400_000_000;
+    match g {
+        Granularity::Month => {
+            // Months have no fixed length: the local time's year and month.
+            b.push("((year(").push(col);
+            let shifted = offset_secs(b, tz, w, col, " + to_seconds(");
+            if shifted {
+                b.push(")");
+            }
+            b.push(") - 1970) * 12 + month(").push(col);
+            if offset_secs(b, tz, w, col, " + to_seconds(") {
+                b.push(")");
+            }
+            b.push(") - 1)");
+        }
+        _ => {
+            let unit = if g == Granularity::Week { 7 * DAY_US } else { DAY_US };
+            b.push("((").epoch_us(col);
+            if offset_secs(b, tz, w, col, " + 1000000 * (") {
+                b.push(")");
+            }
+            b.push_trusted(&format!(" + {}) // {unit})", INDEX_SHIFT_DAYS * DAY_US));
+        }
+    }
+}
+
+/// [`local_period_index`] of a time, in Rust.
+pub(crate) fn period_index(g: Granularity, tz: chrono_tz::Tz, t: chrono::DateTime<chrono::Utc>) -> i64 {
+    use chrono::Datelike;
+    const DAY_US: i64 = 86_400_000_000;
+    let local = super::time::utc_to_local(tz, t);
+    match g {
+        Granularity::Month => (local.year() as i64 - 1970) * 12 + local.month0() as i64,
+        _ => {
+            let unit = if g == Granularity::Week { 7 * DAY_US } else { DAY_US };
+            (local.and_utc().timestamp_micros() + INDEX_SHIFT_DAYS * DAY_US).div_euclid(unit)
+        }
+    }
 }
 
 /// An aggregate, with `FILTER (WHERE ...)` right after the call when it has its own rows.

@@ -166,6 +166,11 @@ fn prop(cols: &PropertyColumns, key: &str, number: bool) -> String {
     }
 }
 
+/// The UTC week (Monday to Sunday) holding `t`, counted from the epoch's.
+fn week_index(t: DateTime<Utc>) -> i64 {
+    (t.timestamp_micros() + 259_200_000_000).div_euclid(604_800_000_000)
+}
+
 fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
     let page = prop(cols, "page", false);
     let customer = prop(cols, "customer_id", false);
@@ -253,26 +258,31 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
             query: json!({"cohort_type": "acquisition", "group_by": "week", "metric": "retention", "periods": 12,
                           "date_range": {"start": date(start), "end": date(last_day)}}),
             raw_cols: vec![2],
-            raw: "WITH firsts AS (SELECT user_key, min(ts) AS t0 FROM events WHERE tenant_id = ? AND user_key IS NOT NULL \
-                    AND ts < ? GROUP BY 1), \
-                  cohort AS (SELECT user_key, date_trunc('week', t0) AS c FROM firsts WHERE t0 >= ?), \
-                  act AS (SELECT DISTINCT user_key, date_trunc('week', ts) AS p FROM events WHERE tenant_id = ? \
-                    AND ts >= ? AND ts < ?), \
-                  k AS (SELECT cohort.user_key, c, date_diff('week', c, p) AS k FROM cohort JOIN act USING (user_key) \
-                    WHERE p >= c) \
-                  SELECT epoch_us(c), k, count(*)::DOUBLE FROM k WHERE k <= 12 GROUP BY 1, 2 \
-                  UNION ALL SELECT epoch_us(c), -1, count(*)::DOUBLE FROM cohort GROUP BY 1 \
-                  UNION ALL SELECT epoch_us(c), 100 + lastk, count(*)::DOUBLE \
-                    FROM (SELECT c, max(k) AS lastk FROM k WHERE k <= 12 GROUP BY user_key, c) GROUP BY 1, 2 \
-                  ORDER BY 1, 2"
-                .into(),
+            // The best hand-written form found: one pass grouped by user, the active weeks as
+            // a bitstring (a DISTINCT over (user, week) is 2x slower), UTC weeks by arithmetic.
+            raw: format!(
+                "WITH u AS (SELECT user_key, min(ts) FILTER (WHERE ts < ?) AS t0, \
+                   bitstring_agg({week}, {lo}, {hi}) FILTER (WHERE ts >= ?) AS m FROM events \
+                   WHERE tenant_id = ? AND user_key IS NOT NULL AND ts < ? GROUP BY 1), \
+                 cohort AS (SELECT user_key, m, date_trunc('week', t0) AS c, {week0} AS ci FROM u WHERE t0 >= ?), \
+                 k AS (SELECT user_key, c, p.k FROM cohort CROSS JOIN range(0, 13) AS p(k) \
+                   WHERE CASE WHEN ci + p.k <= {hi} THEN get_bit(m, CAST(ci + p.k - {lo} AS INTEGER)) = 1 ELSE false END) \
+                 SELECT epoch_us(c), k, count(*)::DOUBLE FROM k GROUP BY 1, 2 \
+                 UNION ALL SELECT epoch_us(c), -1, count(*)::DOUBLE FROM cohort GROUP BY 1 \
+                 UNION ALL SELECT epoch_us(c), 100 + lastk, count(*)::DOUBLE \
+                   FROM (SELECT c, max(k) AS lastk FROM k GROUP BY user_key, c) GROUP BY 1, 2 \
+                 ORDER BY 1, 2",
+                week = "CAST((epoch_us(ts) + 259200000000) // 604800000000 AS INTEGER)",
+                week0 = "CAST((epoch_us(t0) + 259200000000) // 604800000000 AS INTEGER)",
+                lo = week_index(start) - 2,
+                hi = week_index(end + Duration::weeks(13)) + 2,
+            ),
             raw_params: vec![
-                text(TENANT),
                 micros(end),
-                micros(start),
+                micros(start - Duration::weeks(1)),
                 text(TENANT),
-                micros(start),
                 micros(end + Duration::weeks(13)),
+                micros(start),
             ],
         },
         Case {
