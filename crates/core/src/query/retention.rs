@@ -154,7 +154,7 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
     let wide = Window { start: range.start - lead, end };
     let micros = |x: chrono::DateTime<chrono::Utc>| SqlValue::TimestampMicros(x.timestamp_micros());
     // One pass over the tenant's events, grouped by user: the first event (acquisition)
-    // and the periods the user was active in, as one bitstring (bit i: period `lo + i`).
+    // and the periods the user was active in, as bits (bit i: period `lo + i`).
     // A DISTINCT over (user, period) made ten times the groups and ran 2x slower at 10M.
     let (lo, hi) = (period_index(r.granularity, r.tz, wide.start) - 2, period_index(r.granularity, r.tz, end) + 2);
     let mut b = SqlBuilder::in_dialect(d, "WITH u AS (SELECT user_key, min(ts) FILTER (WHERE ts < ");
@@ -162,9 +162,18 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
     if let Some(e) = &r.start_event {
         b.push_bind(" AND event_name = ", SqlValue::Text(e.clone()));
     }
-    b.push(") AS t0, bitstring_agg(");
-    local_period_index(&mut b, r.granularity, r.tz, wide, "ts");
-    b.push_trusted(&format!(", {lo}, {hi})"));
+    // Up to 64 periods fit a UBIGINT, whose bit_or runs twice as fast as bitstring_agg.
+    let narrow = hi - lo < 64;
+    if narrow {
+        // The shift is computed for rows the FILTER then drops too: kept in 0..=63.
+        b.push(") AS t0, bit_or(CAST(1 AS UBIGINT) << CAST(least(greatest(");
+        local_period_index(&mut b, r.granularity, r.tz, wide, "ts");
+        b.push_trusted(&format!(" - {lo}, 0), 63) AS UBIGINT))"));
+    } else {
+        b.push(") AS t0, bitstring_agg(CAST(");
+        local_period_index(&mut b, r.granularity, r.tz, wide, "ts");
+        b.push_trusted(&format!(" AS INTEGER), {lo}, {hi})"));
+    }
     b.push_bind(" FILTER (WHERE ts >= ", micros(range.start - lead));
     if let Some(e) = &r.return_event {
         b.push_bind(" AND event_name = ", SqlValue::Text(e.clone()));
@@ -179,9 +188,12 @@ pub fn compile_retention(r: &Retention, tenant: &TenantId, range: Window, d: Dia
     b.push_bind(" AS ci FROM u WHERE t0 >= ", micros(range.start));
     b.push("), k AS (SELECT user_key, c, p.k FROM cohort");
     b.push_bind(" CROSS JOIN range(0, ", SqlValue::Int(r.periods as i64 + 1));
-    b.push_trusted(&format!(
-        ") AS p(k) WHERE CASE WHEN m IS NOT NULL AND ci + p.k <= {hi} THEN get_bit(m, CAST(ci + p.k - {lo} AS INTEGER)) = 1 ELSE false END)"
-    ));
+    let bit = if narrow {
+        format!("(m >> CAST(ci + p.k - {lo} AS UBIGINT)) & CAST(1 AS UBIGINT) = 1")
+    } else {
+        format!("get_bit(m, CAST(ci + p.k - {lo} AS INTEGER)) = 1")
+    };
+    b.push_trusted(&format!(") AS p(k) WHERE CASE WHEN m IS NOT NULL AND ci + p.k <= {hi} THEN {bit} ELSE false END)"));
     b.push(" SELECT ").epoch_us("c").push(", 'size', '0', CAST(count(*) AS DOUBLE) FROM cohort GROUP BY 1");
     b.push(" UNION ALL SELECT ")
         .epoch_us("c")
@@ -304,8 +316,12 @@ mod tests {
         let (w, _) = r.range.resolve(r.tz, chrono::Utc::now()).unwrap();
         let c = compile_retention(&r, &TenantId::parse("t").unwrap(), w, Dialect::DuckDb);
         assert_eq!(c.sql.matches('?').count(), c.params.len());
-        // One pass over the tenant's events.
+        // One pass over the tenant's events; a few weeks of periods fit an integer's bits.
         assert_eq!(c.sql.matches("tenant_id = ?").count(), 1);
+        assert!(c.sql.contains("bit_or(") && !c.sql.contains("bitstring_agg("), "{}", c.sql);
+        let long = Retention { granularity: Granularity::Day, periods: 104, ..r };
+        let c = compile_retention(&long, &TenantId::parse("t").unwrap(), w, Dialect::DuckDb);
+        assert!(c.sql.contains("bitstring_agg("), "{}", c.sql);
         let errs =
             parse_retention(&json!({"cohort_type": "behavioral", "group_by": "hour", "periods": 500})).unwrap_err();
         assert_eq!(errs.len(), 3);
