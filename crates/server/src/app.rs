@@ -54,6 +54,15 @@ pub struct Stores {
     pub sink: duckdb::DuckSink,
 }
 
+/// The analytics store's resources, as the settings give them.
+pub fn store_tuning(cfg: &Config) -> duckdb::Tuning {
+    duckdb::Tuning {
+        memory_limit: cfg.duckdb_memory_limit.clone(),
+        threads: cfg.duckdb_threads,
+        ids_in_memory: cfg.dedupe_ids_in_memory,
+    }
+}
+
 pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
     if !cfg.in_memory {
         std::fs::create_dir_all(&cfg.data_dir)
@@ -63,11 +72,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
     let duck_path = cfg.duckdb_path();
     let readers = cfg.max_readers;
     let keep = cfg.materialized_properties.clone();
-    let tuning = duckdb::Tuning {
-        memory_limit: cfg.duckdb_memory_limit.clone(),
-        threads: cfg.duckdb_threads,
-        ids_in_memory: cfg.dedupe_ids_in_memory,
-    };
+    let tuning = store_tuning(cfg);
     let (sink, reader, property_columns) =
         tokio::task::spawn_blocking(move || duckdb::open_with(duck_path.as_deref(), readers, &keep, &tuning)).await??;
     let reader = Arc::new(reader);

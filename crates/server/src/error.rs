@@ -70,6 +70,11 @@ impl From<crate::store::StoreError> for Error {
                     limit.as_millis()
                 ),
             ),
+            crate::store::StoreError::OutOfMemory => Error::new(
+                Code::Unavailable,
+                "the query needed more memory than the analytics store may use (the duckdb_memory_limit setting) \
+                 and was stopped; narrow the date range or the breakdown, or try again when fewer queries run",
+            ),
             crate::store::StoreError::Backend(e) => Error::internal(format!("{e:#}")),
         }
     }

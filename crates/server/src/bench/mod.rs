@@ -18,11 +18,13 @@ pub enum BenchCmd {
     Query(query::QueryArgs),
 }
 
-pub fn run(cmd: BenchCmd, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+/// `cfg`: the settings (`--config`, `SIGHTLINE_*`); the query bench opens its store with
+/// their DuckDB memory limit and threads, as `serve` would.
+pub fn run(cmd: BenchCmd, cfg: crate::config::Config, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Ingest(args) => ingest::run(args, rt),
         BenchCmd::Auth(args) => auth::run(args, rt),
-        BenchCmd::Query(args) => query::run(args, rt),
+        BenchCmd::Query(args) => query::run(args, &cfg, rt),
     }
 }
 

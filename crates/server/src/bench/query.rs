@@ -396,7 +396,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+pub fn run(args: QueryArgs, cfg: &crate::config::Config, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
@@ -409,7 +409,9 @@ pub fn run(args: QueryArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> 
         crate::config::DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect()
     };
     let t = Instant::now();
-    let (_sink, reader, cols) = duckdb::open_with(Some(&path), args.readers, &keep, &duckdb::Tuning::default())?;
+    let tuning = crate::app::store_tuning(cfg);
+    eprintln!("DuckDB memory limit {:?}, threads {:?}", tuning.memory_limit, tuning.threads);
+    let (_sink, reader, cols) = duckdb::open_with(Some(&path), args.readers, &keep, &tuning)?;
     let reader = std::sync::Arc::new(reader);
     let engine = DuckEngine::new(reader.clone(), cols.clone());
     eprintln!("opened in {:.1} s; properties in columns: {:?}", t.elapsed().as_secs_f64(), cols.slots());

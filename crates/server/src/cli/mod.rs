@@ -92,7 +92,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenants(cmd) => rt.block_on(admin::tenants(load_quiet(&cli.config)?, cmd)),
         Command::Users(cmd) => rt.block_on(admin::users(load_quiet(&cli.config)?, cmd)),
         Command::Keys(cmd) => rt.block_on(admin::keys(load_quiet(&cli.config)?, cmd)),
-        Command::Bench(cmd) => crate::bench::run(cmd, &rt),
+        Command::Bench(cmd) => {
+            crate::bench::run(cmd, Config::load(cli.config.as_deref(), &FlagOverrides::default())?, &rt)
+        }
         Command::Openapi => {
             print!("{}", crate::http::openapi::pretty_json());
             Ok(())

@@ -110,12 +110,12 @@ fn table() -> Vec<Route> {
         read(M::GET, "/api/v1/metrics/aggregate", get(metric_records::aggregate))
             .query::<metric_records::AggregateParams>()
             .answers::<metric_records::AggregateOut>(200)
-            .errors(&[422, 504])
+            .errors(&[422, 503, 504])
             .summary("metric records", "Aggregate metric records"),
         read(M::GET, "/api/v1/metrics/time-series", get(metric_records::time_series))
             .query::<metric_records::SeriesParams>()
             .answers_payload(200, Some(Payload::list_of::<metric_records::SeriesPoint>()))
-            .errors(&[422, 504])
+            .errors(&[422, 503, 504])
             .summary("metric records", "Metric records as a time series"),
         read(M::GET, "/api/v1/metrics/by-service/{service_name}", get(metric_records::by_service))
             .query::<metric_records::ListParams>()
@@ -153,61 +153,61 @@ fn table() -> Vec<Route> {
         read(M::POST, "/api/v1/analytics/query", post(query::analytics_query))
             .body::<query::AnalyticsQueryBody>(SMALL_BODY)
             .answers::<query::AnalyticsAnswer>(200)
-            .errors(&[422, 504])
+            .errors(&[422, 503, 504])
             .summary("analyses", "Run a structured query (seed 001) or custom SQL (seed 004)"),
         read(M::GET, "/api/v1/analytics/metrics", get(query::summary))
             .query::<query::SummaryParams>()
             .answers::<query::Summary>(200)
-            .errors(&[422, 504])
+            .errors(&[422, 503, 504])
             .summary("analyses", "Key metrics of a period against the previous one"),
         read(M::POST, "/api/v1/insights", post(query::insights))
             .body::<query::InsightBody>(SMALL_BODY)
             .answers::<query::InsightAnswer>(200)
-            .errors(&[422, 504])
+            .errors(&[422, 503, 504])
             .summary("analyses", "Run an insight: aggregate, trend, breakdown or comparison"),
         read(M::POST, "/api/v1/analytics/funnels", post(behavior::funnel))
             .body::<behavior::FunnelBody>(SMALL_BODY)
             .answers::<behavior::FunnelAnalysis>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("analyses", "Funnel conversion"),
         read(M::GET, "/api/v1/analytics/conversations/analytics", get(conversations::analytics))
             .query::<conversations::Params>()
             .answers::<conversations::ConversationAnalytics>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("analyses", "Conversation analytics"),
         read(M::GET, "/api/v1/analytics/users/{user_id}/analytics", get(user_analytics::analytics))
             .query::<user_analytics::Params>()
             .answers::<user_analytics::UserAnalytics>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("analyses", "One user's analytics"),
         read(M::GET, "/api/v1/analytics/realtime", get(realtime::realtime))
             .answers::<realtime::Realtime>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("analyses", "Realtime figures and firing alerts"),
         read(M::GET, "/api/v1/analytics/segments/{id}/members", get(segments::members))
             .query::<segments::MemberParams>()
             .answers::<segments::Members>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("segments", "List a segment's members"),
         read(M::POST, "/api/v1/analytics/cohorts", post(behavior::cohorts))
             .body::<behavior::CohortsBody>(SMALL_BODY)
             .answers::<behavior::CohortsAnalysis>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("analyses", "Retention cohorts"),
         // Customers (seed 001).
         read(M::GET, "/api/v1/customers/rfm", get(customers::rfm))
             .query::<customers::RfmParams>()
             .answers::<customers::Rfm>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("customers", "RFM segmentation"),
         read(M::GET, "/api/v1/customers/insights", get(customers::insights))
             .query::<customers::InsightParams>()
             .answers::<customers::CustomerInsights>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("customers", "Customer insights"),
         read(M::GET, "/api/v1/customers/segments", get(customers::segments))
             .answers::<customers::CustomerSegments>(200)
-            .errors(&[504])
+            .errors(&[503, 504])
             .summary("customers", "Customer segments"),
         // Sign-in (seeds 002 and 003) and the caller.
         route(M::POST, "/api/token", post(identity::obtain_pair))

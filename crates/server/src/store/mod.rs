@@ -31,6 +31,9 @@ pub enum StoreError {
     /// A query ran past its time limit and was interrupted.
     #[error("the query ran longer than its time limit of {0:?}")]
     Timeout(std::time::Duration),
+    /// A query needed more memory than the store may use (`duckdb_memory_limit`).
+    #[error("the query needed more memory than the analytics store may use")]
+    OutOfMemory,
     #[error(transparent)]
     Backend(#[from] anyhow::Error),
 }

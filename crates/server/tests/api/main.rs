@@ -23,6 +23,7 @@ mod ingest;
 mod jwks;
 mod manage;
 mod matrix;
+mod memory;
 mod metric_records;
 mod openapi;
 mod ops;

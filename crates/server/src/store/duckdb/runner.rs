@@ -32,7 +32,7 @@ impl DuckReader {
             out
         });
         let out = match tokio::time::timeout(limit, &mut task).await {
-            Ok(joined) => joined.map_err(|e| StoreError::Backend(e.into()))?.map_err(StoreError::Backend),
+            Ok(joined) => joined.map_err(|e| StoreError::Backend(e.into()))?.map_err(out_of_memory_or_backend),
             Err(_) => {
                 // Interrupt until the query notices (it may not have started when first told).
                 loop {
@@ -48,6 +48,17 @@ impl DuckReader {
         };
         metrics::histogram!(crate::telemetry::names::QUERY_DURATION).record(started.elapsed().as_secs_f64());
         out
+    }
+}
+
+/// DuckDB refuses an allocation past `memory_limit` with an error of this kind; the
+/// query stops and the memory it held is freed.
+fn out_of_memory_or_backend(e: anyhow::Error) -> StoreError {
+    if e.chain().any(|c| c.to_string().contains("Out of Memory Error")) {
+        tracing::warn!(error = %e, "a query ran out of the analytics store's memory");
+        StoreError::OutOfMemory
+    } else {
+        StoreError::Backend(e)
     }
 }
 
