@@ -34,6 +34,8 @@ pub struct Services {
     pub cors: crate::http::hygiene::CorsPolicy,
     /// Where the service's own requests may go.
     pub outbound: crate::outbound::OutboundPolicy,
+    /// The free-space floor that writes check.
+    pub disk: Arc<crate::disk::DiskGuard>,
     pub started: Instant,
 }
 
@@ -131,6 +133,10 @@ impl App {
             Duration::from_secs(config.refresh_token_ttl_secs),
         )?;
         let outbound = crate::outbound::OutboundPolicy::new(&config.outbound_allow).map_err(anyhow::Error::msg)?;
+        let disk = crate::disk::DiskGuard::watch(
+            (!config.in_memory).then_some(config.data_dir.as_path()),
+            config.min_free_disk_mb,
+        );
         let state = AppState(Arc::new(Services {
             config,
             meta: stores.meta,
@@ -144,6 +150,7 @@ impl App {
             limiter,
             cors,
             outbound,
+            disk,
             started: Instant::now(),
         }));
         Ok(App { state, writer, listener })

@@ -92,6 +92,10 @@ pub struct Config {
     pub duckdb_memory_limit: Option<String>,
     /// Threads one analytics query may use. Unset: one per core.
     pub duckdb_threads: Option<usize>,
+    /// Free space (MB) the data directory's disk must keep: under it, writes are refused
+    /// with a 503 until space is freed (DuckDB that fills a disk mid-checkpoint stops
+    /// taking writes until a restart). 0 turns the check off.
+    pub min_free_disk_mb: u64,
     /// Event ids (16 bytes each) the dedupe keeps in memory before writing them to a run on
     /// disk, where a filter of about 10 bits per id stands for them.
     pub dedupe_ids_in_memory: usize,
@@ -191,6 +195,7 @@ impl Default for Config {
             duckdb_memory_limit: Some(DEFAULT_DUCKDB_MEMORY.to_owned()),
             duckdb_threads: None,
             dedupe_ids_in_memory: crate::store::id_set::DEFAULT_FLUSH_AT,
+            min_free_disk_mb: 256,
             query_timeout_ms: 10_000,
             materialized_properties: DEFAULT_MATERIALIZED.iter().map(|s| (*s).to_owned()).collect(),
             shutdown_grace_secs: 10,

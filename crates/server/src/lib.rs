@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -40,8 +40,24 @@ pub struct Checks {
 /// Whether the writer takes events.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestState {
-    /// `accepting` or `stopped`.
+    /// `accepting`, `refused` (the disk is under its free-space floor) or `stopped`.
     status: &'static str,
+}
+
+/// The data directory's disk.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DiskState {
+    /// `ok`, or `low`: under the free-space floor (`min_free_disk_mb`), writes are refused.
+    status: &'static str,
+    /// Bytes free; absent for in-memory stores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_bytes: Option<u64>,
+    floor_bytes: u64,
+}
+
+fn disk_state(state: &AppState) -> DiskState {
+    let (free_bytes, floor_bytes, low) = state.disk.status();
+    DiskState { status: if low { "low" } else { "ok" }, free_bytes, floor_bytes }
 }
 
 /// The service's health: each store and the ingest writer (503 when any is down).
@@ -57,12 +73,14 @@ pub struct Health {
     uptime: u64,
     checks: Checks,
     ingest: IngestState,
+    disk: DiskState,
 }
 
 /// `GET /health`: each store's status and latency in milliseconds.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let ((a_ok, a_ms), (m_ok, m_ms)) = tokio::join!(timed(state.events.ping()), timed(state.meta.ping()));
-    let healthy = a_ok && m_ok && !state.ingest.is_closed();
+    let disk = disk_state(&state);
+    let healthy = a_ok && m_ok && !state.ingest.is_closed() && disk.status == "ok";
     let body = Health {
         status: if healthy { "healthy" } else { "unhealthy" },
         service: "sightline",
@@ -70,7 +88,14 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         uptime: state.started.elapsed().as_secs(),
         checks: Checks { analytics_store: check(a_ok, a_ms), meta_store: check(m_ok, m_ms) },
-        ingest: IngestState { status: if state.ingest.is_closed() { "stopped" } else { "accepting" } },
+        ingest: IngestState {
+            status: match (state.ingest.is_closed(), disk.status) {
+                (true, _) => "stopped",
+                (false, "ok") => "accepting",
+                _ => "refused",
+            },
+        },
+        disk,
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
@@ -93,6 +118,8 @@ pub async fn live() -> Json<Live> {
 pub struct ReadyChecks {
     /// `connected` or `disconnected`.
     database: &'static str,
+    /// `ok`, or `low`: reads are served, writes refused until disk space is freed.
+    disk: &'static str,
 }
 
 /// Whether the service takes work (503 when not).
@@ -110,7 +137,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Ready {
         status: if ok { "ready" } else { "not_ready" },
-        checks: ReadyChecks { database: if a.is_ok() && m.is_ok() { "connected" } else { "disconnected" } },
+        checks: ReadyChecks {
+            database: if a.is_ok() && m.is_ok() { "connected" } else { "disconnected" },
+            disk: disk_state(&state).status,
+        },
     };
     (status, Json(body))
 }

@@ -10,7 +10,13 @@ use crate::store::{EventRow, KeptAnswer};
 /// Stores `rows` in one commit and, once they are stored, keeps `answer` (a keyed
 /// request's) before returning.
 pub async fn track(state: &AppState, rows: Vec<EventRow>, answer: Option<KeptAnswer>) -> Result<()> {
+    room_to_write(state)?;
     state.ingest.submit_answered(rows, answer).await.map_err(write_error)
+}
+
+/// Writes wait while the disk is under its free-space floor (`crate::disk`).
+pub fn room_to_write(state: &AppState) -> Result<()> {
+    state.disk.check().map_err(|low| Error::unavailable(low.to_string(), 30))
 }
 
 /// What a refused write tells the client: a full queue or a shutdown is a 503 to retry.

@@ -93,6 +93,7 @@ pub async fn create(state: &AppState, tenant: &TenantId, record: MetricRecord) -
     vocab.check("service_name", &record.service_name)?;
     vocab.check("metric_type", &record.metric_type)?;
     let (stored, tenant) = (record.clone(), tenant.clone());
+    super::ingest::room_to_write(state)?;
     state.ingest.run(move |sink| sink.insert_metrics(&tenant, &[stored])).await.map_err(write_error)?;
     Ok(record)
 }
@@ -113,6 +114,7 @@ pub async fn update(
         return Err(Error::field("body", "nothing to change: give value, timestamp, dimensions or meta"));
     }
     let (tenant, target) = (tenant.clone(), id.to_owned());
+    super::ingest::room_to_write(state)?;
     let updated =
         state.ingest.run(move |sink| sink.update_metric(&tenant, &target, &change, at)).await.map_err(write_error)?;
     updated.ok_or_else(|| not_found(id))

@@ -212,17 +212,27 @@ impl Child {
             .expect("the sightline binary starts");
         // Logs go to stderr.
         let out = std::io::BufReader::new(proc.stderr.take().unwrap());
-        let reading = tokio::task::spawn_blocking(move || {
+        let (found, found_rx) = std::sync::mpsc::channel();
+        // Reads the log to its end: the start-up lines until it listens, then the rest to
+        // the test's own output (shown when a test fails), so the pipe never fills or breaks.
+        std::thread::spawn(move || {
             let mut log = Vec::new();
+            let mut found = Some(found);
             for line in out.lines().map_while(Result::ok) {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                if v["message"] == "listening" {
-                    return v["address"].as_str().map(|a| (a.to_owned(), log));
+                if let Some(tx) = found.take_if(|_| v["message"] == "listening") {
+                    let _ = tx.send(v["address"].as_str().map(|a| (a.to_owned(), std::mem::take(&mut log))));
+                } else if found.is_some() {
+                    log.push(v);
+                } else {
+                    eprintln!("[server] {line}");
                 }
-                log.push(v);
             }
-            None
+            if let Some(tx) = found {
+                let _ = tx.send(None);
+            }
         });
+        let reading = tokio::task::spawn_blocking(move || found_rx.recv().ok().flatten());
         let (addr, startup_log) = match tokio::time::timeout(std::time::Duration::from_secs(60), reading).await {
             Ok(Ok(Some(found))) => found,
             _ => {

@@ -14,6 +14,7 @@ mod conversations;
 mod custom_sql;
 mod customers;
 mod dedupe;
+mod disk;
 mod errors;
 mod funnels;
 mod guarantees;

@@ -18,7 +18,10 @@ async fn health_live_ready_report_the_stores() {
     assert_eq!(send(app.get("/live")).await.0, 200);
     let (s, r, _) = send(app.get("/ready")).await;
     assert_eq!(s, 200);
-    assert_eq!(r, json!({"status": "ready", "checks": {"database": "connected"}}));
+    assert_eq!(r, json!({"status": "ready", "checks": {"database": "connected", "disk": "ok"}}));
+    // In memory, no disk to watch: never low.
+    assert_eq!(h["disk"]["status"], "ok", "{h}");
+    assert_eq!(h["ingest"]["status"], "accepting", "{h}");
 }
 
 #[tokio::test]
