@@ -118,6 +118,7 @@ fn raw_phase(n: usize, dir: &std::path::Path) -> anyhow::Result<PhaseResult> {
                 r.event_id,
                 r.name,
                 r.user_id,
+                r.user_key,
                 r.session_id,
                 ts.clone(),
                 ts,
