@@ -106,7 +106,7 @@ fn generate(
                   [{names}][1 + floor(20 * pow((hash(i) % 10000) / 10000.0, 2))::INT] AS name,
                   'u' || (hash(i * 7) % 50000)::VARCHAR AS user_id,
                   make_timestamp(?::BIGINT + (i * ?::DOUBLE)::BIGINT + (hash(i * 11) % 60000000)::BIGINT) AS ts
-           FROM range(?) r(i)
+           FROM range(?, ?) r(i)
          ) g,
          LATERAL (SELECT CASE WHEN name IN ('purchase', 'ticket_purchase')
              THEN json_object('page', '/p/' || (hash(i * 3) % 200)::VARCHAR, 'amount', round((hash(i * 5) % 50000) / 100.0, 2),
@@ -115,8 +115,16 @@ fn generate(
                               'duration_ms', hash(i * 23) % 30000) END AS props)",
         names = names.join(", ")
     );
-    conn.execute(&sql, ::duckdb::params![tenant, start.timestamp_micros(), step_us, n as i64])
-        .context("generating events")?;
+    // In chunks: one INSERT of 100M rows keeps more in memory than the default
+    // duckdb_memory_limit allows (it keeps insertion order).
+    const CHUNK: u64 = 2_000_000;
+    let mut from = 0;
+    while from < n {
+        let to = (from + CHUNK).min(n);
+        conn.execute(&sql, ::duckdb::params![tenant, start.timestamp_micros(), step_us, from as i64, to as i64])
+            .context("generating events")?;
+        from = to;
+    }
     Ok(())
 }
 
@@ -431,6 +439,9 @@ pub fn run(args: QueryArgs, cfg: &crate::config::Config, rt: &tokio::runtime::Ru
         generate(&conn, &cols, "other", args.other_events, start)?;
         generate(&conn, &cols, TENANT, args.events, start)?;
         conn.execute_batch("CHECKPOINT")?;
+        // The events went in past the ingest writer, so its id set does not hold them:
+        // removed, it is rebuilt from the events when a service next opens the file.
+        std::fs::remove_dir_all(path.with_extension("ids")).ok();
         eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
     }
     let file_mib = std::fs::metadata(&path).map(|m| m.len() as f64 / 1048576.0).unwrap_or(f64::NAN);
