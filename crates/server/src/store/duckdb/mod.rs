@@ -93,35 +93,36 @@ fn open_ids(conn: &Connection, path: Option<&Path>, ids_in_memory: usize) -> any
         None => (IdSet::in_memory(), Recovery::All),
     };
     let started = std::time::Instant::now();
-    let mut stmt;
-    let mut rows = match recovery {
-        Recovery::All => {
-            stmt = conn.prepare("SELECT tenant_id, event_id FROM events")?;
-            stmt.query([])?
+    // In row ranges: a statement's result is held whole in memory (101M ids took 3.7 GB
+    // in one), and DuckDB reads only the row groups of a range.
+    const CHUNK: i64 = 1_000_000;
+    let last: i64 = conn.query_row("SELECT coalesce(max(rowid), -1) FROM events", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare(match recovery {
+        Recovery::All => "SELECT tenant_id, event_id FROM events WHERE rowid >= ? AND rowid < ?",
+        Recovery::Since(_) => {
+            "SELECT tenant_id, event_id FROM events WHERE rowid >= ? AND rowid < ? AND received_at >= ?"
         }
-        Recovery::Since(t) => {
-            stmt = conn.prepare("SELECT tenant_id, event_id FROM events WHERE received_at >= ?")?;
-            stmt.query([sink::micros(t)])?
-        }
-    };
+    })?;
     let (mut read, mut added) = (0u64, 0u64);
-    let mut keys = Vec::with_capacity(4096);
-    while let Some(row) = rows.next()? {
-        let key = EventRow::id_key_of(&row.get::<_, String>(0)?, &row.get::<_, String>(1)?);
-        read += 1;
-        if !ids.contains(key)? && !keys.contains(&key) {
-            keys.push(key);
+    let mut keys = std::collections::HashSet::new();
+    for from in (0..=last).step_by(CHUNK as usize) {
+        let mut rows = match recovery {
+            Recovery::All => stmt.query(duckdb::params![from, from + CHUNK])?,
+            Recovery::Since(t) => stmt.query(duckdb::params![from, from + CHUNK, sink::micros(t)])?,
+        };
+        while let Some(row) = rows.next()? {
+            let key = EventRow::id_key_of(&row.get::<_, String>(0)?, &row.get::<_, String>(1)?);
+            read += 1;
+            if !ids.contains(key)? {
+                keys.insert(key);
+            }
         }
-        if keys.len() == keys.capacity() {
-            added += keys.len() as u64;
-            ids.record(keys.drain(..));
-        }
-        if read.is_multiple_of(1_000_000) {
+        added += keys.len() as u64;
+        ids.record(keys.drain());
+        if recovery == Recovery::All && read > 0 {
             tracing::info!(events = read, "rebuilding the event id set");
         }
     }
-    added += keys.len() as u64;
-    ids.record(keys.drain(..));
     if path.is_some() && (recovery == Recovery::All || added > 0) {
         ids.flush()?;
     }
