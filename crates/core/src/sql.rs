@@ -16,8 +16,6 @@ pub enum SqlValue {
     Int(i64),
     Float(f64),
     Bool(bool),
-    /// An unsigned 128-bit key (DuckDB UHUGEINT).
-    U128(u128),
     /// Microseconds since the Unix epoch, UTC.
     TimestampMicros(i64),
     /// SQL NULL (a custom query's `null` parameter).

@@ -320,18 +320,23 @@ fn bucket_sql(b: &mut SqlBuilder, g: Granularity, q: &Query, w: Window) {
 /// the offsets `tz` has over `w`.
 pub(crate) fn local_bucket(b: &mut SqlBuilder, g: Granularity, tz: chrono_tz::Tz, w: Window, col: &'static str) {
     b.push("date_trunc(").push(g.sql_unit()).push(", ").push(col);
-    if offset_secs(b, tz, w, col, " + to_seconds(") {
-        b.push(")");
-    }
+    offset_secs(b, tz, w, col, " + to_seconds(", ")");
     b.push(")");
 }
 
-/// Pushes `before` and the offset of `tz` (seconds) at `col`, when it is not always 0;
-/// answers whether it pushed anything.
-fn offset_secs(b: &mut SqlBuilder, tz: chrono_tz::Tz, w: Window, col: &'static str, before: &'static str) -> bool {
+/// Pushes `before`, the offset of `tz` (seconds) at `col`, and `after`, unless the offset
+/// is always 0.
+fn offset_secs(
+    b: &mut SqlBuilder,
+    tz: chrono_tz::Tz,
+    w: Window,
+    col: &'static str,
+    before: &'static str,
+    after: &'static str,
+) {
     let pieces = offsets(tz, w);
     match pieces.as_slice() {
-        [(None, 0)] => return false,
+        [(None, 0)] => return,
         [(None, secs)] => {
             b.push(before).bind(SqlValue::Int(*secs));
         }
@@ -350,7 +355,7 @@ fn offset_secs(b: &mut SqlBuilder, tz: chrono_tz::Tz, w: Window, col: &'static s
             b.push(" END");
         }
     }
-    true
+    b.push(after);
 }
 
 /// Days added before dividing, so that every index is positive (integer division then
@@ -366,22 +371,15 @@ pub(crate) fn local_period_index(b: &mut SqlBuilder, g: Granularity, tz: chrono_
         Granularity::Month => {
             // Months have no fixed length: the local time's year and month.
             b.push("((year(").push(col);
-            let shifted = offset_secs(b, tz, w, col, " + to_seconds(");
-            if shifted {
-                b.push(")");
-            }
+            offset_secs(b, tz, w, col, " + to_seconds(", ")");
             b.push(") - 1970) * 12 + month(").push(col);
-            if offset_secs(b, tz, w, col, " + to_seconds(") {
-                b.push(")");
-            }
+            offset_secs(b, tz, w, col, " + to_seconds(", ")");
             b.push(") - 1)");
         }
         _ => {
             let unit = if g == Granularity::Week { 7 * DAY_US } else { DAY_US };
             b.push("((").epoch_us(col);
-            if offset_secs(b, tz, w, col, " + 1000000 * (") {
-                b.push(")");
-            }
+            offset_secs(b, tz, w, col, " + 1000000 * (", ")");
             b.push_trusted(&format!(" + {}) // {unit})", INDEX_SHIFT_DAYS * DAY_US));
         }
     }

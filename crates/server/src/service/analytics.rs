@@ -115,7 +115,6 @@ pub fn explain(c: &Compiled) -> serde_json::Value {
             SqlValue::Int(i) => serde_json::json!(i),
             SqlValue::Float(f) => serde_json::json!(f),
             SqlValue::Bool(b) => serde_json::json!(b),
-            SqlValue::U128(k) => serde_json::json!(k.to_string()),
             SqlValue::Null => serde_json::Value::Null,
             SqlValue::TimestampMicros(us) => serde_json::json!(
                 chrono::DateTime::from_timestamp_micros(*us).map(|t| t.to_rfc3339()).unwrap_or_default()

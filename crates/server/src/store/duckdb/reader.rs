@@ -76,7 +76,6 @@ pub(super) fn to_duck(v: &SqlValue) -> Value {
         SqlValue::Int(i) => Value::BigInt(*i),
         SqlValue::Float(f) => Value::Double(*f),
         SqlValue::Bool(b) => Value::Boolean(*b),
-        SqlValue::U128(k) => Value::UHugeInt(*k),
         SqlValue::TimestampMicros(us) => Value::Timestamp(TimeUnit::Microsecond, *us),
         SqlValue::Null => Value::Null,
     }

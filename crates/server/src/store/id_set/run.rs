@@ -122,8 +122,18 @@ impl Run {
         let n = FENCE_EVERY.min(self.count as usize - start);
         let mut buf = [0u8; FENCE_EVERY * KEY];
         self.file.read_exact_at(&mut buf[..n * KEY], HEADER + (start * KEY) as u64)?;
-        let keys: Vec<u128> = buf[..n * KEY].chunks_exact(KEY).map(key_of).collect();
-        Ok(keys.binary_search(&key).is_ok())
+        // A binary search over the page as read, without copying its keys out.
+        let at = |i: usize| key_of(&buf[i * KEY..(i + 1) * KEY]);
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match at(mid).cmp(&key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(true),
+            }
+        }
+        Ok(false)
     }
 
     /// Its keys in order, read sequentially from a handle of its own.
