@@ -187,6 +187,16 @@ impl App {
             server.await;
             anyhow::Ok(())
         });
+        // A store a failed write left unusable is opened again even while nothing is
+        // written, so that reads recover too (a no-op message to the writer otherwise).
+        let ingest = state.ingest.clone();
+        let recovering = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                every.tick().await;
+                let _ = ingest.run(|sink| sink.recover()).await;
+            }
+        });
         let mut serving = serving;
         tokio::select! {
             r = &mut serving => { r??; }
@@ -195,6 +205,7 @@ impl App {
                 serving.abort();
             }
         }
+        recovering.abort();
         tracing::info!("draining the ingest queue and checkpointing");
         state.ingest.shutdown().await.context("final commit and checkpoint")?;
         tokio::task::spawn_blocking(move || writer.join()).await?;

@@ -59,6 +59,10 @@ impl Error {
     }
 }
 
+/// Why reads and writes wait while the analytics store is opened again.
+pub const REOPENING: &str = "the analytics store could not finish a write (the disk may be full) and is being opened \
+     again; nothing acknowledged is lost; retry after the Retry-After delay";
+
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
@@ -75,6 +79,7 @@ impl From<crate::store::StoreError> for Error {
                 "the query needed more memory than the analytics store may use (the duckdb_memory_limit setting) \
                  and was stopped; narrow the date range or the breakdown, or try again when fewer queries run",
             ),
+            crate::store::StoreError::Reopening => Error::unavailable(REOPENING, 5),
             crate::store::StoreError::Backend(e) => Error::internal(format!("{e:#}")),
         }
     }

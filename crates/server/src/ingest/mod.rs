@@ -32,6 +32,19 @@ pub enum IngestError {
     Closed,
     #[error("commit failed: {0}")]
     Failed(String),
+    /// The store refused the write for now ([`crate::store::WriteRefused`]).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl IngestError {
+    /// A sink's error: a refusal for now, or a failure.
+    fn of(e: &anyhow::Error) -> IngestError {
+        match e.downcast_ref::<crate::store::WriteRefused>() {
+            Some(r) => IngestError::Refused(r.to_string()),
+            None => IngestError::Failed(e.to_string()),
+        }
+    }
 }
 
 /// Turns a validated event into the row the writer appends. Serialization happens here,
@@ -147,7 +160,7 @@ impl Ingestor {
         let (done, wait) = oneshot::channel();
         self.tx.send(Msg::DeleteTenant(tenant.clone(), done)).await.map_err(|_| IngestError::Closed)?;
         match wait.await {
-            Ok(r) => r.map_err(|e| IngestError::Failed(e.to_string())),
+            Ok(r) => r.map_err(|e| IngestError::of(&e)),
             Err(_) => Err(IngestError::Closed),
         }
     }
@@ -166,7 +179,10 @@ impl Ingestor {
             mpsc::error::TrySendError::Closed(_) => IngestError::Closed,
         })?;
         match wait.await {
-            Ok(r) => r.map_err(|e| IngestError::Failed(format!("{e:#}"))),
+            Ok(r) => r.map_err(|e| match IngestError::of(&e) {
+                IngestError::Failed(_) => IngestError::Failed(format!("{e:#}")),
+                refused => refused,
+            }),
             Err(_) => Err(IngestError::Closed),
         }
     }
@@ -271,7 +287,7 @@ fn commit_group(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, jobs: 
                 let _ = job.reply.send(Ok(()));
             }
         }
-        Err(e) if jobs.len() > 1 => {
+        Err(e) if jobs.len() > 1 && e.downcast_ref::<crate::store::WriteRefused>().is_none() => {
             // One request's rows may be what failed; retry each alone so that the
             // others still land and only the culprit hears of it.
             tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing requests one by one");
@@ -280,9 +296,9 @@ fn commit_group(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, jobs: 
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, "commit failed");
+            log_failure(&e);
             for job in jobs.drain(..) {
-                let _ = job.reply.send(Err(IngestError::Failed(e.to_string())));
+                let _ = job.reply.send(Err(IngestError::of(&e)));
             }
         }
     }
@@ -297,11 +313,20 @@ fn commit_one(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, job: Job
             Ok(())
         }
         Err(e) => {
-            tracing::error!(error = %e, "commit failed");
-            Err(IngestError::Failed(e.to_string()))
+            log_failure(&e);
+            Err(IngestError::of(&e))
         }
     };
     let _ = job.reply.send(result);
+}
+
+/// A refusal for now (a full disk) is a warning; any other failure an error.
+fn log_failure(e: &anyhow::Error) {
+    if e.downcast_ref::<crate::store::WriteRefused>().is_some() {
+        tracing::warn!(error = %e, "commit refused");
+    } else {
+        tracing::error!(error = %e, "commit failed");
+    }
 }
 
 fn record(rows: usize, inserted: u64, started: Instant) {

@@ -19,11 +19,13 @@ pub fn room_to_write(state: &AppState) -> Result<()> {
     state.disk.check().map_err(|low| Error::unavailable(low.to_string(), 30))
 }
 
-/// What a refused write tells the client: a full queue or a shutdown is a 503 to retry.
+/// What a refused write tells the client: a full queue, a full disk, a store being opened
+/// again or a shutdown is a 503 to retry.
 pub fn write_error(e: IngestError) -> Error {
     match e {
         IngestError::Busy => Error::unavailable("the write queue is full; retry after the Retry-After delay", 1),
         IngestError::Closed => Error::unavailable("the service is shutting down", 5),
+        IngestError::Refused(m) => Error::unavailable(m, 30),
         IngestError::Failed(m) => Error::internal(m),
     }
 }

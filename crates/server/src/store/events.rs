@@ -113,6 +113,11 @@ pub trait EventSink: Send + 'static {
     fn delete_metric(&mut self, tenant: &TenantId, id: &str) -> anyhow::Result<bool>;
     /// Makes everything committed durable in the main file (called at shutdown).
     fn checkpoint(&mut self) -> anyhow::Result<()>;
+    /// Opens the store again if a failed write left it unusable (called now and then, so
+    /// that reads recover while nothing is written). Nothing to do by default.
+    fn recover(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// The readers' side of the analytics store.

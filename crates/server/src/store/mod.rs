@@ -34,8 +34,22 @@ pub enum StoreError {
     /// A query needed more memory than the store may use (`duckdb_memory_limit`).
     #[error("the query needed more memory than the analytics store may use")]
     OutOfMemory,
+    /// DuckDB invalidated the database after a write failed past recovery (a checkpoint
+    /// on a full disk); the writer is opening it again.
+    #[error("the analytics store is being opened again after a failed write")]
+    Reopening,
     #[error(transparent)]
     Backend(#[from] anyhow::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A write the analytics store refused for now, nothing of it stored: the client is told
+/// to retry (503), not that the service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteRefused {
+    #[error("the disk is full: the analytics store could not write; free some space and retry")]
+    DiskFull,
+    #[error("{}", crate::error::REOPENING)]
+    Reopening,
+}

@@ -112,3 +112,95 @@ async fn writes_stop_over_a_full_disk_and_resume_when_space_returns() {
     );
     drop(child);
 }
+
+/// With no free-space floor, the disk fills up under DuckDB itself: a commit's write fails
+/// (nothing of it stored, a 503), and a checkpoint fails, which invalidates the database.
+/// The service opens it again by itself once space returns: every acknowledged event is
+/// there once, and resending them all stores nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_invalidated_by_a_full_disk_is_opened_again_without_a_restart() {
+    let Some(fs) = Tmpfs::mount(48) else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root; this test runs in CI, which is root");
+        return;
+    };
+    let data = fs.0.join("data");
+    let env = [("SIGHTLINE_MIN_FREE_DISK_MB", "0"), ("SIGHTLINE_LIMIT_BATCH", "off")];
+    let child = Child::start(&["--data-dir", data.to_str().unwrap()], &env).await;
+    let base = format!("http://{}", child.addr);
+    let client = reqwest::Client::new();
+    // Padded events fill the write-ahead log to DuckDB's checkpoint threshold (16 MB)
+    // within the space left below.
+    let batch = |from: usize| {
+        let events: Vec<Value> = (from..from + 500)
+            .map(|i| json!({"event_name": "f", "event_id": format!("f{i}"), "properties": {"pad": format!("{i:0>200}")}}))
+            .collect();
+        json!({ "events": events })
+    };
+    let post = |from: usize| {
+        let r = client.post(format!("{base}/api/v1/analytics/events/batch")).bearer_auth(admin()).json(&batch(from));
+        async move {
+            let r = r.send().await.unwrap();
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), retry, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let count = || {
+        let r = client.get(format!("{base}/api/v1/analytics/events?event_name=f&page=1&limit=1")).bearer_auth(admin());
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.json::<Value>().await.unwrap();
+            (status, body["pagination"]["total"].as_u64(), body)
+        }
+    };
+
+    let free = rustix::fs::statvfs(&fs.0).unwrap();
+    let ballast = fs.0.join("ballast");
+    std::fs::write(&ballast, vec![1u8; (free.f_bavail * free.f_frsize - 17_500_000) as usize]).unwrap();
+    let mut acked = Vec::new();
+    let mut next = 0;
+    let mut refusals = Vec::new();
+    while refusals.len() < 5 && next < 200_000 {
+        let (s, retry, body) = post(next).await;
+        match s {
+            200 => acked.push(next),
+            503 => {
+                assert_eq!(retry.as_deref(), Some("30"), "{body}");
+                refusals.push(body["detail"].as_str().unwrap().to_owned());
+            }
+            _ => panic!("a full disk answers 503, not {s}: {body}"),
+        }
+        next += 500;
+    }
+    assert!(!refusals.is_empty(), "the disk never filled up ({next} events sent)");
+    // Reads wait too while the database cannot be used.
+    let (s, total, body) = count().await;
+    assert!(s == 503 || total == Some(500 * acked.len() as u64), "{s} {body}");
+    let invalidated = s == 503 || refusals.iter().any(|d| d.contains("opened again"));
+    assert!(invalidated, "a checkpoint should have failed and invalidated the database: {refusals:?} {body}");
+
+    // Space returns: the database is opened again by itself.
+    std::fs::remove_file(&ballast).unwrap();
+    let started = Instant::now();
+    loop {
+        let (s, _, body) = post(next).await;
+        if s == 200 {
+            acked.push(next);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "writes never resumed: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    next += 500;
+    let (s, total, body) = count().await;
+    assert_eq!((s, total), (200, Some(500 * acked.len() as u64)), "every acknowledged event, once: {body}");
+    // Resending every batch (acknowledged or refused) stores each refused one and no
+    // acknowledged one again.
+    for from in (0..next).step_by(500) {
+        let (s, _, body) = post(from).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    let (_, total, body) = count().await;
+    assert_eq!(total, Some(next as u64), "each event once: {body}");
+    drop(child);
+}

@@ -52,6 +52,24 @@ pub fn open_with(
     materialize: &[String],
     tuning: &Tuning,
 ) -> anyhow::Result<(DuckSink, DuckReader, PropertyColumns)> {
+    let (conn, ids, columns) = open_parts(path, materialize, tuning)?;
+    let reader = DuckReader::new(conn.try_clone()?, max_readers);
+    let reopen = path.map(|p| sink::Reopen {
+        path: p.to_owned(),
+        materialize: materialize.to_vec(),
+        tuning: tuning.clone(),
+        pool: reader.inner.clone(),
+    });
+    Ok((DuckSink::new(conn, ids, columns.clone(), reopen), reader, columns))
+}
+
+/// The writer's connection to a database brought up to date, its id set and its kept
+/// columns.
+fn open_parts(
+    path: Option<&Path>,
+    materialize: &[String],
+    tuning: &Tuning,
+) -> anyhow::Result<(Connection, IdSet, PropertyColumns)> {
     // No extension may be fetched at run time (no internet); the library's built-ins suffice.
     let config = || -> anyhow::Result<Config> {
         let mut c = Config::default();
@@ -77,8 +95,7 @@ pub fn open_with(
     migrations::run(&conn)?;
     let columns = property_columns(&conn, materialize)?;
     let ids = open_ids(&conn, path, tuning.ids_in_memory)?;
-    let reader_base = conn.try_clone()?;
-    Ok((DuckSink::new(conn, ids, columns.clone()), DuckReader::new(reader_base, max_readers), columns))
+    Ok((conn, ids, columns))
 }
 
 /// The set of stored event ids, kept beside the database file (`<name>.ids/`), brought up
@@ -104,7 +121,7 @@ fn open_ids(conn: &Connection, path: Option<&Path>, ids_in_memory: usize) -> any
         }
     })?;
     let (mut read, mut added) = (0u64, 0u64);
-    let mut keys = std::collections::HashSet::new();
+    let mut keys = crate::store::id_set::KeySet::default();
     for from in (0..=last).step_by(CHUNK as usize) {
         let mut rows = match recovery {
             Recovery::All => stmt.query(duckdb::params![from, from + CHUNK])?,

@@ -9,6 +9,7 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, params_from_iter};
 use sightline_core::model::TenantId;
 use sightline_core::sql::{SqlBuilder, SqlValue, Stored};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -19,26 +20,87 @@ pub struct DuckReader {
 
 pub(super) struct Pool {
     base: Mutex<Connection>,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections, each with the generation of the database it belongs to.
+    idle: Mutex<Vec<(u64, Connection)>>,
+    /// Counts the times the database was opened again ([`Pool::replace`]).
+    generation: AtomicU64,
+    /// Set when DuckDB invalidated the database (a write failed past recovery, such as a
+    /// checkpoint on a full disk): every statement fails until it is opened again.
+    broken: AtomicBool,
+}
+
+/// A pooled connection and the generation of the database it belongs to.
+pub(super) struct Pooled {
+    pub(super) conn: Connection,
+    generation: u64,
 }
 
 impl Pool {
-    pub(super) fn take(&self) -> anyhow::Result<Connection> {
-        if let Some(c) = self.idle.lock().expect("pool lock").pop() {
-            return Ok(c);
+    pub(super) fn take(&self) -> anyhow::Result<Pooled> {
+        if let Some((generation, conn)) = self.idle.lock().expect("pool lock").pop() {
+            return Ok(Pooled { conn, generation });
         }
-        Ok(self.base.lock().expect("pool lock").try_clone()?)
+        let generation = self.generation.load(Ordering::Acquire);
+        Ok(Pooled { conn: self.base.lock().expect("pool lock").try_clone()?, generation })
     }
 
-    pub(super) fn give_back(&self, c: Connection) {
-        self.idle.lock().expect("pool lock").push(c);
+    /// Keeps `c` for the next reader, unless the database was opened again since it was
+    /// taken: a connection to the old one is closed.
+    pub(super) fn give_back(&self, c: Pooled) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if c.generation == self.generation.load(Ordering::Acquire) {
+            idle.push((c.generation, c.conn));
+        }
+    }
+
+    /// Readers take connections of `base` (a database opened again) from now on.
+    pub(super) fn replace(&self, base: Connection) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        *self.base.lock().expect("pool lock") = base;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        idle.clear();
+        self.broken.store(false, Ordering::Release);
+    }
+
+    pub(super) fn mark_broken(&self) {
+        self.broken.store(true, Ordering::Release);
+    }
+
+    pub(super) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+}
+
+/// DuckDB's words for a database it invalidated: nothing runs on it until it is opened
+/// again.
+pub(super) fn is_invalidated(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let m = c.to_string();
+        m.contains("database has been invalidated") || m.contains("Reopen the database instance")
+    })
+}
+
+/// A reader's error, with DuckDB's invalidated database told apart: the writer opens it
+/// again, and until then readers hear that the store is reopening.
+pub(super) fn read_error(pool: &Pool, e: anyhow::Error) -> StoreError {
+    if is_invalidated(&e) {
+        pool.mark_broken();
+        tracing::warn!(error = %e, "a read found the analytics store invalidated");
+        StoreError::Reopening
+    } else {
+        StoreError::Backend(e)
     }
 }
 
 impl DuckReader {
     pub(super) fn new(base: Connection, max_readers: usize) -> Self {
         Self {
-            inner: Arc::new(Pool { base: Mutex::new(base), idle: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Pool {
+                base: Mutex::new(base),
+                idle: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
+                broken: AtomicBool::new(false),
+            }),
             permits: Arc::new(Semaphore::new(max_readers.max(1))),
         }
     }
@@ -59,14 +121,13 @@ impl DuckReader {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _g = span.enter();
-            let conn = pool.take()?;
-            let out = f(&conn);
-            pool.give_back(conn);
+            let pooled = pool.take().map_err(|e| read_error(&pool, e))?;
+            let out = f(&pooled.conn).map_err(|e| read_error(&pool, e));
+            pool.give_back(pooled);
             out
         })
         .await
         .map_err(|e| StoreError::Backend(e.into()))?
-        .map_err(StoreError::Backend)
     }
 }
 

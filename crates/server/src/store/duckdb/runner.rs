@@ -1,7 +1,7 @@
 //! Runs compiled analyses on a pooled reader connection under a time limit: past it, the
 //! query is interrupted (DuckDB stops at its next check) and the caller hears `Timeout`.
 
-use super::reader::{DuckReader, to_duck};
+use super::reader::{DuckReader, read_error, to_duck};
 use crate::store::{QueryRunner, SqlAnswer, StoreError, StoreResult};
 use async_trait::async_trait;
 use duckdb::params_from_iter;
@@ -25,14 +25,14 @@ impl DuckReader {
         let started = std::time::Instant::now();
         let mut task = tokio::task::spawn_blocking(move || {
             let _g = span.enter();
-            let conn = pool.take()?;
-            *slot.lock().expect("interrupt slot") = Some(conn.interrupt_handle());
-            let out = work(&conn);
-            pool.give_back(conn);
+            let pooled = pool.take().map_err(|e| read_error(&pool, e))?;
+            *slot.lock().expect("interrupt slot") = Some(pooled.conn.interrupt_handle());
+            let out = work(&pooled.conn).map_err(|e| read_error(&pool, e));
+            pool.give_back(pooled);
             out
         });
         let out = match tokio::time::timeout(limit, &mut task).await {
-            Ok(joined) => joined.map_err(|e| StoreError::Backend(e.into()))?.map_err(out_of_memory_or_backend),
+            Ok(joined) => joined.map_err(|e| StoreError::Backend(e.into()))?.map_err(out_of_memory),
             Err(_) => {
                 // Interrupt until the query notices (it may not have started when first told).
                 loop {
@@ -53,12 +53,13 @@ impl DuckReader {
 
 /// DuckDB refuses an allocation past `memory_limit` with an error of this kind; the
 /// query stops and the memory it held is freed.
-fn out_of_memory_or_backend(e: anyhow::Error) -> StoreError {
-    if e.chain().any(|c| c.to_string().contains("Out of Memory Error")) {
-        tracing::warn!(error = %e, "a query ran out of the analytics store's memory");
-        StoreError::OutOfMemory
-    } else {
-        StoreError::Backend(e)
+fn out_of_memory(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Backend(e) if e.chain().any(|c| c.to_string().contains("Out of Memory Error")) => {
+            tracing::warn!(error = %e, "a query ran out of the analytics store's memory");
+            StoreError::OutOfMemory
+        }
+        other => other,
     }
 }
 

@@ -1,34 +1,127 @@
 //! The writer's connection. A group of events is checked against the set of stored ids
 //! (`store::id_set`), and its new events are appended with DuckDB's Appender in one
 //! transaction; their ids join the set once the transaction commits.
+//!
+//! A full disk: a write that cannot be made is refused ([`WriteRefused`]), nothing of it
+//! stored. When a checkpoint fails (DuckDB checkpoints inside a commit), DuckDB invalidates
+//! the database and refuses every later statement; the writer then opens it again, before
+//! its next write or when the service asks ([`EventSink::recover`]), once there is room.
 
-use crate::store::id_set::IdSet;
-use crate::store::{CommitOutcome, EventRow, EventSink, MetricChange, MetricRecord};
+use super::reader::{Pool, is_invalidated};
+use crate::store::id_set::{IdSet, KeySet};
+use crate::store::{CommitOutcome, EventRow, EventSink, MetricChange, MetricRecord, WriteRefused};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{Connection, ToSql, appender_params_from_iter, params};
 use sightline_core::model::TenantId;
 use sightline_core::query::field::{PropertyColumns, property_text};
-use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub struct DuckSink {
     conn: Connection,
     ids: IdSet,
     /// Ids of the group being committed: a group may repeat one.
-    seen: HashSet<u128>,
+    seen: KeySet,
     /// Which rows of the group are new.
     fresh: Vec<usize>,
     /// Properties kept in columns of their own, after the fixed columns.
     columns: PropertyColumns,
+    /// How to open the database again (a file; an in-memory one cannot be).
+    reopen: Option<Reopen>,
+    /// Why the database must be opened again before the next write, if it must.
+    broken: Option<String>,
+    /// The last attempt to open it again: attempts are a second apart at least.
+    last_attempt: Option<Instant>,
 }
 
+/// What it takes to open the database again once DuckDB has invalidated it.
+pub(super) struct Reopen {
+    pub(super) path: PathBuf,
+    pub(super) materialize: Vec<String>,
+    pub(super) tuning: super::Tuning,
+    /// The readers' pool, handed the new database.
+    pub(super) pool: Arc<Pool>,
+}
+
+/// DuckDB's words when a commit is stored in the write-ahead log but the checkpoint that
+/// followed it failed: the events are kept (and the request acknowledged), and the
+/// database is invalidated.
+const DURABLE_BUT_INVALIDATED: &str = "COMMIT succeeded and is durable";
+
 impl DuckSink {
-    pub(super) fn new(conn: Connection, ids: IdSet, columns: PropertyColumns) -> Self {
-        Self { conn, ids, seen: HashSet::new(), fresh: Vec::new(), columns }
+    pub(super) fn new(conn: Connection, ids: IdSet, columns: PropertyColumns, reopen: Option<Reopen>) -> Self {
+        Self {
+            conn,
+            ids,
+            seen: KeySet::default(),
+            fresh: Vec::new(),
+            columns,
+            reopen,
+            broken: None,
+            last_attempt: None,
+        }
+    }
+
+    fn mark_broken(&mut self, e: &anyhow::Error) {
+        tracing::error!(error = %format!("{e:#}"), "the analytics store was invalidated; it will be opened again");
+        self.broken = Some(e.to_string());
+        if let Some(r) = &self.reopen {
+            r.pool.mark_broken();
+        }
+    }
+
+    /// A failed write as the client hears it: a refusal to retry when the disk is full or
+    /// the database was invalidated, the error itself otherwise.
+    fn refusal(&mut self, e: anyhow::Error) -> anyhow::Error {
+        if is_invalidated(&e) {
+            self.mark_broken(&e);
+            WriteRefused::Reopening.into()
+        } else if e.chain().any(|c| c.to_string().contains("No space left on device")) {
+            tracing::warn!(error = %format!("{e:#}"), "a write was refused: the disk is full");
+            WriteRefused::DiskFull.into()
+        } else {
+            e
+        }
+    }
+
+    /// Before a write: opens the database again if DuckDB invalidated it. Refuses the write
+    /// while that fails (the disk still full, say).
+    fn ensure_open(&mut self) -> anyhow::Result<()> {
+        let reader_saw_it = self.reopen.as_ref().is_some_and(|r| r.pool.is_broken());
+        if self.broken.is_none() && !reader_saw_it {
+            return Ok(());
+        }
+        let Some(reopen) = &self.reopen else { return Err(WriteRefused::Reopening.into()) };
+        if self.last_attempt.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return Err(WriteRefused::Reopening.into());
+        }
+        self.last_attempt = Some(Instant::now());
+        let started = Instant::now();
+        let opened = super::open_parts(Some(&reopen.path), &reopen.materialize, &reopen.tuning)
+            .and_then(|(conn, ids, columns)| Ok((conn.try_clone()?, conn, ids, columns)));
+        match opened {
+            Ok((base, conn, ids, columns)) => {
+                // The invalidated database closes with its last connection; it writes nothing.
+                self.conn = conn;
+                self.ids = ids;
+                self.columns = columns;
+                reopen.pool.replace(base);
+                self.broken = None;
+                tracing::info!(ms = started.elapsed().as_millis() as u64, "the analytics store was opened again");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "opening the analytics store again failed; retrying");
+                Err(WriteRefused::Reopening.into())
+            }
+        }
     }
 
     /// Appends the rows at `self.fresh`, inside the caller's transaction.
     fn append(&mut self, rows: &[EventRow]) -> anyhow::Result<()> {
         let mut app = self.conn.appender("events")?;
+        let mut numbers: Vec<Option<f64>> = Vec::with_capacity(self.columns.slots().len());
         for &i in &self.fresh {
             let r = &rows[i];
             let (ts, received) = (micros(r.timestamp), micros(r.received_at));
@@ -53,7 +146,8 @@ impl DuckSink {
                 &extracted
             };
             // Each kept key has its text and, where the text reads as one, its number.
-            let numbers: Vec<Option<f64>> = kept.iter().map(|t| t.as_deref().and_then(number_of)).collect();
+            numbers.clear();
+            numbers.extend(kept.iter().map(|t| t.as_deref().and_then(number_of)));
             let pairs = kept.iter().zip(&numbers).flat_map(|(t, n)| [t as &dyn ToSql, n as &dyn ToSql]);
             app.append_row(appender_params_from_iter(fixed.into_iter().chain(pairs)))?;
         }
@@ -78,6 +172,7 @@ pub(super) fn micros(t: chrono::DateTime<chrono::Utc>) -> Value {
 
 impl EventSink for DuckSink {
     fn commit(&mut self, rows: &[EventRow]) -> anyhow::Result<CommitOutcome> {
+        self.ensure_open()?;
         self.seen.clear();
         self.fresh.clear();
         for (i, r) in rows.iter().enumerate() {
@@ -88,18 +183,24 @@ impl EventSink for DuckSink {
         if self.fresh.is_empty() {
             return Ok(CommitOutcome { inserted: 0 });
         }
-        self.conn.execute_batch("BEGIN")?;
-        if let Err(e) = self.append(rows).and_then(|_| Ok(self.conn.execute_batch("COMMIT")?)) {
-            // Nothing of a failed group stays.
-            self.conn.execute_batch("ROLLBACK").ok();
-            return Err(e);
+        let began = self.conn.execute_batch("BEGIN").map_err(anyhow::Error::from);
+        match began.and_then(|_| self.append(rows)).and_then(|_| Ok(self.conn.execute_batch("COMMIT")?)) {
+            Ok(()) => {}
+            // Stored: its ids are recorded and the request hears so.
+            Err(e) if e.to_string().contains(DURABLE_BUT_INVALIDATED) => self.mark_broken(&e),
+            Err(e) => {
+                // Nothing of a failed group stays.
+                self.conn.execute_batch("ROLLBACK").ok();
+                return Err(self.refusal(e));
+            }
         }
         self.ids.record(self.fresh.iter().map(|&i| rows[i].id_key));
         Ok(CommitOutcome { inserted: self.fresh.len() as u64 })
     }
 
     fn delete_tenant(&mut self, tenant: &TenantId) -> anyhow::Result<u64> {
-        let keys: HashSet<u128> = {
+        self.ensure_open()?;
+        let keys: KeySet = {
             let mut stmt = self.conn.prepare("SELECT event_id FROM events WHERE tenant_id = ?")?;
             let ids = stmt.query_map([tenant.as_str()], |r| r.get::<_, String>(0))?;
             ids.map(|id| id.map(|id| EventRow::id_key(tenant, &id))).collect::<Result<_, _>>()?
@@ -125,6 +226,7 @@ impl EventSink for DuckSink {
     }
 
     fn insert_metrics(&mut self, tenant: &TenantId, records: &[MetricRecord]) -> anyhow::Result<()> {
+        self.ensure_open()?;
         self.conn.execute_batch("BEGIN")?;
         let appended = (|| {
             let mut app = self.conn.appender("metric_records")?;
@@ -145,11 +247,15 @@ impl EventSink for DuckSink {
             }
             app.flush()
         })();
-        match appended {
-            Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+        match appended.and_then(|_| self.conn.execute_batch("COMMIT")) {
+            Ok(()) => Ok(()),
+            Err(e) if e.to_string().contains(DURABLE_BUT_INVALIDATED) => {
+                self.mark_broken(&e.into());
+                Ok(())
+            }
             Err(e) => {
                 self.conn.execute_batch("ROLLBACK").ok();
-                Err(e.into())
+                Err(self.refusal(e.into()))
             }
         }
     }
@@ -161,6 +267,7 @@ impl EventSink for DuckSink {
         change: &MetricChange,
         at: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<Option<MetricRecord>> {
+        self.ensure_open()?;
         // Unchanged fields keep their value through coalesce, so one statement does any PATCH.
         let n = self.conn.execute(
             "UPDATE metric_records SET value = coalesce(?, value), ts = coalesce(?, ts), \
@@ -183,7 +290,12 @@ impl EventSink for DuckSink {
     }
 
     fn delete_metric(&mut self, tenant: &TenantId, id: &str) -> anyhow::Result<bool> {
+        self.ensure_open()?;
         Ok(self.conn.execute("DELETE FROM metric_records WHERE tenant_id = ? AND id = ?", [tenant.as_str(), id])? > 0)
+    }
+
+    fn recover(&mut self) -> anyhow::Result<()> {
+        self.ensure_open()
     }
 
     fn checkpoint(&mut self) -> anyhow::Result<()> {
