@@ -47,6 +47,11 @@ pub struct QueryArgs {
 }
 
 const TENANT: &str = "bench";
+/// A small tenant whose events are spread among the measured tenant's, one in every
+/// [`SMALL_EVERY`] rows, as a shared service's ingest interleaves them: every row group
+/// holds some, so none can be skipped by its tenant.
+const SMALL_TENANT: &str = "small";
+const SMALL_EVERY: u64 = 1000;
 
 /// The 20 event names, most frequent first (a page view is 17 times as likely as the last).
 const NAMES: [&str; 20] = [
@@ -74,13 +79,18 @@ const NAMES: [&str; 20] = [
 
 /// Fills `events` with `n` events of `tenant` between `start` and `start + 90 days`, in
 /// time order (as ingest writes them). Deterministic: every value is a hash of the row number.
+/// Generates `n` events of `tenant` over 90 days from `start`; with `small`, one more row
+/// after every [`SMALL_EVERY`] of them belongs to [`SMALL_TENANT`] instead.
 fn generate(
     conn: &::duckdb::Connection,
     cols: &PropertyColumns,
     tenant: &str,
     n: u64,
     start: DateTime<Utc>,
+    small: bool,
 ) -> anyhow::Result<()> {
+    let every = if small { SMALL_EVERY as i64 + 1 } else { i64::MAX };
+    let n = if small { n + n / SMALL_EVERY } else { n };
     // Materialized properties are filled as the writer fills them.
     let (kept_names, kept_values): (Vec<String>, Vec<String>) = cols
         .slots()
@@ -99,7 +109,7 @@ fn generate(
     let sql = format!(
         "INSERT INTO events (tenant_id, event_id, event_name, user_id, user_key, session_id, ts, received_at, properties,
                              context{kept_names})
-         SELECT ?, 'ev-' || i, name, user_id, md5_number_lower(user_id), user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
+         SELECT CASE WHEN i % ? = ? - 1 THEN '{SMALL_TENANT}' ELSE ? END, 'ev-' || i, name, user_id, md5_number_lower(user_id), user_id || '-s' || (hash(i * 13) % 40)::VARCHAR,
                 ts, ts, props, NULL{kept_values}
          FROM (
            SELECT i,
@@ -121,7 +131,10 @@ fn generate(
     let mut from = 0;
     while from < n {
         let to = (from + CHUNK).min(n);
-        conn.execute(&sql, ::duckdb::params![tenant, start.timestamp_micros(), step_us, from as i64, to as i64])
+        conn.execute(
+            &sql,
+            ::duckdb::params![every, every, tenant, start.timestamp_micros(), step_us, from as i64, to as i64],
+        )
             .context("generating events")?;
         from = to;
     }
@@ -141,6 +154,7 @@ enum Model {
 
 struct Case {
     name: &'static str,
+    tenant: &'static str,
     model: Model,
     /// The query as a client sends it (to /api/v1/insights, /funnels or /cohorts).
     query: Value,
@@ -190,6 +204,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
     vec![
         Case {
             name: "daily trend (events, 90 days)",
+            tenant: TENANT,
             model: Model::Insight,
             raw_cols: vec![1],
             query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
@@ -200,7 +215,20 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
             raw_params: vec![text(TENANT), micros(start), micros(end)],
         },
         Case {
+            name: "daily trend of a small tenant (10k events among 10M)",
+            tenant: SMALL_TENANT,
+            model: Model::Insight,
+            raw_cols: vec![1],
+            query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
+                          "date_range": {"start": date(start), "end": date(last_day)}}),
+            raw: "SELECT epoch_us(date_trunc('day', ts)) AS d, count(*)::DOUBLE FROM events \
+                  WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1"
+                .into(),
+            raw_params: vec![text(SMALL_TENANT), micros(start), micros(end)],
+        },
+        Case {
             name: "breakdown by properties.page (top 100)",
+            tenant: TENANT,
             model: Model::Insight,
             raw_cols: vec![1],
             query: json!({"kind": "breakdown", "series": ["events"], "breakdown": ["properties.page"], "limit": 100,
@@ -213,6 +241,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "period comparison (revenue, 30 days vs 30 before)",
+            tenant: TENANT,
             model: Model::Insight,
             raw_cols: vec![1],
             query: json!({"kind": "compare", "series": ["revenue"],
@@ -226,6 +255,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "p90 of properties.amount (purchases, 90 days)",
+            tenant: TENANT,
             model: Model::Insight,
             raw_cols: vec![0],
             query: json!({"kind": "aggregate",
@@ -239,6 +269,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "4-step funnel (14-day window, 90 days)",
+            tenant: TENANT,
             model: Model::Funnel,
             query: json!({"name": "shop", "steps": ["page_view", "search", "add_to_cart", "purchase"],
                           "date_range": {"start": date(start), "end": date(last_day)}}),
@@ -263,6 +294,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "weekly retention (12 weeks)",
+            tenant: TENANT,
             model: Model::Retention,
             query: json!({"cohort_type": "acquisition", "group_by": "week", "metric": "retention", "periods": 12,
                           "date_range": {"start": date(start), "end": date(last_day)}}),
@@ -296,6 +328,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "RFM scores (50k customers)",
+            tenant: TENANT,
             model: Model::Rfm,
             query: Value::Null,
             raw_cols: vec![1, 2, 3],
@@ -311,6 +344,7 @@ fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
         },
         Case {
             name: "custom SQL group-by through the sandbox",
+            tenant: TENANT,
             model: Model::Sql,
             query: json!("SELECT event_name, count(*) AS n, count(DISTINCT user_id) AS users FROM events GROUP BY 1 ORDER BY 1"),
             raw_cols: vec![1, 2],
@@ -339,7 +373,7 @@ fn run_raw(conn: &::duckdb::Connection, c: &Case) -> anyhow::Result<Vec<f64>> {
 /// numbers and the shaped answer.
 async fn run_sightline(engine: &DuckEngine, c: &Case, now: DateTime<Utc>) -> anyhow::Result<(Vec<f64>, Value)> {
     let fail = |e: crate::error::Error| anyhow::anyhow!("{}: {}", e.code.slug(), e.detail);
-    let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+    let tenant = TenantId::parse(c.tenant).map_err(anyhow::Error::msg)?;
     let limit = std::time::Duration::from_secs(600);
     match c.model {
         Model::Insight => {}
@@ -425,19 +459,20 @@ pub fn run(args: QueryArgs, cfg: &crate::config::Config, rt: &tokio::runtime::Ru
     let engine = DuckEngine::new(reader.clone(), cols.clone());
     eprintln!("opened in {:.1} s; properties in columns: {:?}", t.elapsed().as_secs_f64(), cols.slots());
     let conn = reader.connection()?;
-    let have: i64 = conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [TENANT], |r| r.get(0))?;
-    if have as u64 != args.events {
+    let count = |t: &str| conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [t], |r| r.get::<_, i64>(0));
+    if count(TENANT)? as u64 != args.events || count(SMALL_TENANT)? as u64 != args.events / SMALL_EVERY {
         eprintln!(
-            "generating {} events (+{} of another tenant) in {} ...",
+            "generating {} events (+{} of another tenant, +{} of a small one among them) in {} ...",
             args.events,
             args.other_events,
+            args.events / SMALL_EVERY,
             path.display()
         );
         let t = Instant::now();
         conn.execute_batch("DELETE FROM events")?;
         // The other tenant's rows interleave in time with the measured tenant's.
-        generate(&conn, &cols, "other", args.other_events, start)?;
-        generate(&conn, &cols, TENANT, args.events, start)?;
+        generate(&conn, &cols, "other", args.other_events, start, false)?;
+        generate(&conn, &cols, TENANT, args.events, start, true)?;
         conn.execute_batch("CHECKPOINT")?;
         // The events went in past the ingest writer, so its id set does not hold them:
         // removed, it is rebuilt from the events when a service next opens the file.
@@ -476,8 +511,11 @@ pub fn run(args: QueryArgs, cfg: &crate::config::Config, rt: &tokio::runtime::Ru
     }
     let (rss, peak) = (super::status_mib("VmRSS"), super::status_mib("VmHWM"));
     println!(
-        "events: {} (+{} other tenant), file {file_mib:.0} MiB, {} timed runs per case (median)",
-        args.events, args.other_events, args.runs
+        "events: {} (+{} other tenant, +{} small tenant among them), file {file_mib:.0} MiB, {} timed runs per case (median)",
+        args.events,
+        args.other_events,
+        args.events / SMALL_EVERY,
+        args.runs
     );
     println!();
     println!("| query | Sightline ms | raw DuckDB ms | ratio |");
