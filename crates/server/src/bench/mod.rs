@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod ingest;
 pub mod query;
+mod serve;
 mod sustained;
 
 use clap::Subcommand;

@@ -44,6 +44,11 @@ pub struct QueryArgs {
     /// Keep no properties in columns of their own (every property read parses the JSON).
     #[arg(long)]
     pub no_materialize: bool,
+    /// Then start `sightline serve` on the file (twice: the first start builds the event id
+    /// set), and report its cold start and its peak resident memory (VmHWM) after every
+    /// case over HTTP, first one client and then two at once.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 const TENANT: &str = "bench";
@@ -135,7 +140,7 @@ fn generate(
             &sql,
             ::duckdb::params![every, every, tenant, start.timestamp_micros(), step_us, from as i64, to as i64],
         )
-            .context("generating events")?;
+        .context("generating events")?;
         from = to;
     }
     Ok(())
@@ -143,7 +148,7 @@ fn generate(
 
 /// Which endpoint's model a case runs through.
 #[derive(Clone, Copy, PartialEq)]
-enum Model {
+pub(super) enum Model {
     Insight,
     Funnel,
     Retention,
@@ -152,12 +157,12 @@ enum Model {
     Sql,
 }
 
-struct Case {
-    name: &'static str,
-    tenant: &'static str,
-    model: Model,
+pub(super) struct Case {
+    pub(super) name: &'static str,
+    pub(super) tenant: &'static str,
+    pub(super) model: Model,
     /// The query as a client sends it (to /api/v1/insights, /funnels or /cohorts).
-    query: Value,
+    pub(super) query: Value,
     /// Which columns of the hand-written answer hold the numbers compared.
     raw_cols: Vec<usize>,
     /// The hand-written SQL and its parameters (tenant and times bound as values).
@@ -193,7 +198,7 @@ fn week_index(t: DateTime<Utc>) -> i64 {
     (t.timestamp_micros() + 259_200_000_000).div_euclid(604_800_000_000)
 }
 
-fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
+pub(super) fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
     let page = prop(cols, "page", false);
     let customer = prop(cols, "customer_id", false);
     let amount = prop(cols, "amount", true);
@@ -459,7 +464,8 @@ pub fn run(args: QueryArgs, cfg: &crate::config::Config, rt: &tokio::runtime::Ru
     let engine = DuckEngine::new(reader.clone(), cols.clone());
     eprintln!("opened in {:.1} s; properties in columns: {:?}", t.elapsed().as_secs_f64(), cols.slots());
     let conn = reader.connection()?;
-    let count = |t: &str| conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [t], |r| r.get::<_, i64>(0));
+    let count =
+        |t: &str| conn.query_row("SELECT count(*) FROM events WHERE tenant_id = ?", [t], |r| r.get::<_, i64>(0));
     if count(TENANT)? as u64 != args.events || count(SMALL_TENANT)? as u64 != args.events / SMALL_EVERY {
         eprintln!(
             "generating {} events (+{} of another tenant, +{} of a small one among them) in {} ...",
@@ -525,5 +531,11 @@ pub fn run(args: QueryArgs, cfg: &crate::config::Config, rt: &tokio::runtime::Ru
     }
     println!();
     println!("RSS {rss:.0} MiB, peak {peak:.0} MiB");
+    if args.serve {
+        // The service must be the file's only user.
+        let cases = cases(start, &cols);
+        drop((conn, engine, reader, _sink));
+        super::serve::run(&path, &cases)?;
+    }
     Ok(())
 }

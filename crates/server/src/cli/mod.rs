@@ -85,8 +85,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(config = ?cfg, "starting sightline {}", env!("CARGO_PKG_VERSION"));
             rt.block_on(async {
                 let app = crate::app::App::build(cfg).await?;
+                let stop = crate::app::shutdown_signal();
                 tracing::info!(address = %app.local_addr(), "listening");
-                app.run_until(crate::app::shutdown_signal()).await
+                app.run_until(stop).await
             })
         }
         Command::Tenants(cmd) => rt.block_on(admin::tenants(load_quiet(&cli.config)?, cmd)),
