@@ -106,7 +106,13 @@ fn token(tenant: &str) -> String {
     )
 }
 
-async fn every_case(client: &reqwest::Client, base: &str, cases: &[Case]) -> anyhow::Result<usize> {
+/// Sends every case once; `after` hears of each case done.
+async fn every_case(
+    client: &reqwest::Client,
+    base: &str,
+    cases: &[Case],
+    mut after: impl FnMut(&Case),
+) -> anyhow::Result<usize> {
     let mut sent = 0;
     for c in cases {
         let res = request(client, base, &token(c.tenant), c).send().await?;
@@ -115,6 +121,7 @@ async fn every_case(client: &reqwest::Client, base: &str, cases: &[Case]) -> any
             bail!("{}: the service answered {status}: {}", c.name, res.text().await.unwrap_or_default());
         }
         res.bytes().await?;
+        after(c);
         sent += 1;
     }
     Ok(sent)
@@ -141,13 +148,22 @@ pub fn run(db: &Path, cases: &[Case]) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = reqwest::Client::new();
     let started = Instant::now();
+    let mut peak_one = f64::NAN;
     let sent = rt.block_on(async {
         let mut sent = 0;
-        for _ in 0..ROUNDS {
-            sent += every_case(&client, &base, cases).await?;
+        // The first round says what each case leaves resident.
+        let report = |c: &Case| {
+            let (rss, peak) = (served.status_mib("VmRSS"), served.status_mib("VmHWM"));
+            eprintln!("  {}: service RSS {rss:.0} MiB, peak {peak:.0} MiB", c.name);
+        };
+        sent += every_case(&client, &base, cases, report).await?;
+        for _ in 1..ROUNDS {
+            sent += every_case(&client, &base, cases, |_| {}).await?;
         }
+        peak_one = served.status_mib("VmHWM");
         for _ in 0..ROUNDS {
-            let (a, b) = tokio::join!(every_case(&client, &base, cases), every_case(&client, &base, cases));
+            let (a, b) =
+                tokio::join!(every_case(&client, &base, cases, |_| {}), every_case(&client, &base, cases, |_| {}));
             sent += a? + b?;
         }
         anyhow::Ok(sent)
@@ -163,6 +179,7 @@ pub fn run(db: &Path, cases: &[Case]) -> anyhow::Result<()> {
     println!("| RSS after start, MiB | {rss_at_start:.0} |");
     println!("| requests (every case, 1 then 2 clients) | {sent} in {secs:.1} s |");
     println!("| RSS after, MiB | {rss:.0} |");
-    println!("| peak RSS (VmHWM), MiB | {peak:.0} |");
+    println!("| peak RSS (VmHWM) after one client, MiB | {peak_one:.0} |");
+    println!("| peak RSS (VmHWM) after two clients, MiB | {peak:.0} |");
     Ok(())
 }
