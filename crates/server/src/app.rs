@@ -61,6 +61,7 @@ pub fn store_tuning(cfg: &Config) -> duckdb::Tuning {
     duckdb::Tuning {
         memory_limit: cfg.duckdb_memory_limit.clone(),
         threads: cfg.duckdb_threads,
+        checkpoint_threshold: Some(cfg.duckdb_checkpoint_threshold.clone()),
         ids_in_memory: cfg.dedupe_ids_in_memory,
     }
 }

@@ -124,12 +124,16 @@ async fn a_database_invalidated_by_a_full_disk_is_opened_again_without_a_restart
         return;
     };
     let data = fs.0.join("data");
-    let env = [("SIGHTLINE_MIN_FREE_DISK_MB", "0"), ("SIGHTLINE_LIMIT_BATCH", "off")];
+    let env = [
+        ("SIGHTLINE_MIN_FREE_DISK_MB", "0"),
+        ("SIGHTLINE_LIMIT_BATCH", "off"),
+        ("SIGHTLINE_DUCKDB_CHECKPOINT_THRESHOLD", "16MB"),
+    ];
     let child = Child::start(&["--data-dir", data.to_str().unwrap()], &env).await;
     let base = format!("http://{}", child.addr);
     let client = reqwest::Client::new();
-    // Padded events fill the write-ahead log to DuckDB's checkpoint threshold (16 MB)
-    // within the space left below.
+    // Padded events fill the write-ahead log to the checkpoint threshold (16 MB) within the
+    // space left below, so that the checkpoint is what finds the disk full.
     let batch = |from: usize| {
         let events: Vec<Value> = (from..from + 500)
             .map(|i| json!({"event_name": "f", "event_id": format!("f{i}"), "properties": {"pad": format!("{i:0>200}")}}))

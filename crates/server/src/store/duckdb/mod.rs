@@ -26,20 +26,23 @@ pub fn open(path: Option<&Path>, max_readers: usize) -> anyhow::Result<(DuckSink
     Ok((sink, reader))
 }
 
-/// The store's resources: DuckDB's memory and threads (settings `duckdb_memory_limit`,
-/// `duckdb_threads`; unset, DuckDB's defaults), and the event ids the dedupe keeps in
+/// The store's resources: DuckDB's memory, threads and checkpoint threshold (settings
+/// `duckdb_memory_limit`, `duckdb_threads`, `duckdb_checkpoint_threshold`; unset, DuckDB's
+/// defaults), and the event ids the dedupe keeps in
 /// memory (`dedupe_ids_in_memory`).
 #[derive(Debug, Clone)]
 pub struct Tuning {
     /// As DuckDB writes it: `512MB`, `50%`.
     pub memory_limit: Option<String>,
     pub threads: Option<usize>,
+    /// As DuckDB writes it (`64MB`); unset, DuckDB's default.
+    pub checkpoint_threshold: Option<String>,
     pub ids_in_memory: usize,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { memory_limit: None, threads: None, ids_in_memory: id_set::DEFAULT_FLUSH_AT }
+        Self { memory_limit: None, threads: None, checkpoint_threshold: None, ids_in_memory: id_set::DEFAULT_FLUSH_AT }
     }
 }
 
@@ -78,6 +81,9 @@ fn open_parts(
         }
         if let Some(t) = tuning.threads {
             c = c.threads(t as i64)?;
+        }
+        if let Some(t) = &tuning.checkpoint_threshold {
+            c = c.with("checkpoint_threshold", t)?;
         }
         // Nor may any query read or write files, URLs or other databases, or change
         // settings (custom SQL runs here too): the database file is all this process opens.
