@@ -111,10 +111,13 @@ fn events_without_key_index(conn: &Connection) -> duckdb::Result<()> {
     Ok(())
 }
 
-pub fn run(conn: &Connection) -> anyhow::Result<()> {
+/// Brings the schema up to date; answers whether any step ran.
+pub fn run(conn: &Connection) -> anyhow::Result<bool> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS sightline_schema (version BIGINT NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")?;
     let current: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM sightline_schema", [], |r| r.get(0))?;
+    let mut ran = false;
     for (version, step) in STEPS.iter().filter(|(v, _)| *v > current) {
+        ran = true;
         conn.execute_batch("BEGIN")?;
         let applied = match step {
             Sql(sql) => conn.execute_batch(sql),
@@ -129,5 +132,5 @@ pub fn run(conn: &Connection) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ran)
 }
