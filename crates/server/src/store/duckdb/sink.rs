@@ -29,8 +29,8 @@ pub struct DuckSink {
     columns: PropertyColumns,
     /// How to open the database again (a file; an in-memory one cannot be).
     reopen: Option<Reopen>,
-    /// Why the database must be opened again before the next write, if it must.
-    broken: Option<String>,
+    /// The database must be opened again before the next write.
+    broken: bool,
     /// The last attempt to open it again: attempts are a second apart at least.
     last_attempt: Option<Instant>,
 }
@@ -58,14 +58,14 @@ impl DuckSink {
             fresh: Vec::new(),
             columns,
             reopen,
-            broken: None,
+            broken: false,
             last_attempt: None,
         }
     }
 
     fn mark_broken(&mut self, e: &anyhow::Error) {
         tracing::error!(error = %format!("{e:#}"), "the analytics store was invalidated; it will be opened again");
-        self.broken = Some(e.to_string());
+        self.broken = true;
         if let Some(r) = &self.reopen {
             r.pool.mark_broken();
         }
@@ -89,7 +89,7 @@ impl DuckSink {
     /// while that fails (the disk still full, say).
     fn ensure_open(&mut self) -> anyhow::Result<()> {
         let reader_saw_it = self.reopen.as_ref().is_some_and(|r| r.pool.is_broken());
-        if self.broken.is_none() && !reader_saw_it {
+        if !self.broken && !reader_saw_it {
             return Ok(());
         }
         let Some(reopen) = &self.reopen else { return Err(WriteRefused::Reopening.into()) };
@@ -98,6 +98,7 @@ impl DuckSink {
         }
         self.last_attempt = Some(Instant::now());
         let started = Instant::now();
+        self.ids.settle();
         let opened = super::open_parts(Some(&reopen.path), &reopen.materialize, &reopen.tuning)
             .and_then(|(conn, ids, columns)| Ok((conn.try_clone()?, conn, ids, columns)));
         match opened {
@@ -107,7 +108,7 @@ impl DuckSink {
                 self.ids = ids;
                 self.columns = columns;
                 reopen.pool.replace(base);
-                self.broken = None;
+                self.broken = false;
                 tracing::info!(ms = started.elapsed().as_millis() as u64, "the analytics store was opened again");
                 Ok(())
             }

@@ -56,6 +56,8 @@ pub struct IdSet {
     /// Every event committed before this time has its key in a run.
     covered_until: DateTime<Utc>,
     merging: Option<Merging>,
+    /// Set by [`IdSet::settle`]: no merge starts any more.
+    settled: bool,
 }
 
 struct Merging {
@@ -74,6 +76,7 @@ impl IdSet {
             next_seq: 1,
             covered_until: Utc::now(),
             merging: None,
+            settled: false,
         }
     }
 
@@ -186,6 +189,14 @@ impl IdSet {
         self.next_seq - 1
     }
 
+    /// Waits for a merge under way and lands it, and starts no other: before the set is
+    /// dropped for one opened again on the same folder (the database reopened), whose new
+    /// runs a late merge could otherwise overwrite.
+    pub fn settle(&mut self) {
+        self.settled = true;
+        self.finish_merge(true);
+    }
+
     /// Lands a finished merge; with `wait`, waits for one under way.
     fn finish_merge(&mut self, wait: bool) {
         let Some(m) = &self.merging else { return };
@@ -218,7 +229,7 @@ impl IdSet {
     /// that many, if no merge is under way.
     fn start_merge(&mut self) {
         let Some(dir) = self.dir.clone() else { return };
-        if self.merging.is_some() {
+        if self.merging.is_some() || self.settled {
             return;
         }
         let base = self.flush_at as u64;
