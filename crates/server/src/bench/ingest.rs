@@ -56,7 +56,7 @@ pub struct IngestArgs {
 pub(super) const SECRET: &str = "bench-secret-0123456789abcdef";
 const NAMES: [&str; 4] = ["page_view", "click", "purchase", "signup"];
 
-pub(super) fn event(i: usize) -> serde_json::Value {
+pub(crate) fn event(i: usize) -> serde_json::Value {
     json!({
         "event_id": format!("bench-{i}"),
         "event_name": NAMES[i % 4],

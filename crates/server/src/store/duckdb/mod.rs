@@ -1,6 +1,7 @@
 //! The analytics store on embedded DuckDB: one database, one writer connection owned by
 //! the ingest thread, and a small pool of reader connections cloned from it.
 
+mod columns;
 mod engine;
 mod migrations;
 mod reader;

@@ -11,9 +11,9 @@ use super::reader::{Pool, is_invalidated};
 use crate::store::id_set::{IdSet, KeySet};
 use crate::store::{CommitOutcome, EventRow, EventSink, MetricChange, MetricRecord, WriteRefused};
 use duckdb::types::{TimeUnit, Value};
-use duckdb::{Connection, ToSql, appender_params_from_iter, params};
+use duckdb::{Connection, params};
 use sightline_core::model::TenantId;
-use sightline_core::query::field::{PropertyColumns, property_text};
+use sightline_core::query::field::PropertyColumns;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,37 +121,9 @@ impl DuckSink {
 
     /// Appends the rows at `self.fresh`, inside the caller's transaction.
     fn append(&mut self, rows: &[EventRow]) -> anyhow::Result<()> {
+        let batch = super::columns::event_batch(rows, &self.fresh, &self.columns)?;
         let mut app = self.conn.appender("events")?;
-        let mut numbers: Vec<Option<f64>> = Vec::with_capacity(self.columns.slots().len());
-        for &i in &self.fresh {
-            let r = &rows[i];
-            let (ts, received) = (micros(r.timestamp), micros(r.received_at));
-            let fixed: [&dyn ToSql; 10] = [
-                &r.tenant_id.as_str(),
-                &r.event_id,
-                &r.name,
-                &r.user_id,
-                &r.user_key,
-                &r.session_id,
-                &ts,
-                &received,
-                &r.properties_json,
-                &r.context_json,
-            ];
-            // A row built without its materialized properties gets them from its JSON.
-            let extracted;
-            let kept = if r.materialized.len() == self.columns.slots().len() {
-                &r.materialized
-            } else {
-                extracted = extract(&self.columns, &r.properties_json);
-                &extracted
-            };
-            // Each kept key has its text and, where the text reads as one, its number.
-            numbers.clear();
-            numbers.extend(kept.iter().map(|t| t.as_deref().and_then(number_of)));
-            let pairs = kept.iter().zip(&numbers).flat_map(|(t, n)| [t as &dyn ToSql, n as &dyn ToSql]);
-            app.append_row(appender_params_from_iter(fixed.into_iter().chain(pairs)))?;
-        }
+        app.append_record_batch(batch)?;
         app.flush()?;
         Ok(())
     }
@@ -160,11 +132,6 @@ impl DuckSink {
 /// A kept property's text as a number, as `TRY_CAST(text AS DOUBLE)` reads it.
 pub fn number_of(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok()
-}
-
-fn extract(columns: &PropertyColumns, properties_json: &str) -> Vec<Option<String>> {
-    let props: serde_json::Value = serde_json::from_str(properties_json).unwrap_or_default();
-    columns.slots().iter().map(|(k, _)| props.get(k).and_then(property_text)).collect()
 }
 
 pub(super) fn micros(t: chrono::DateTime<chrono::Utc>) -> Value {
