@@ -32,7 +32,12 @@ pub fn run(cmd: BenchCmd, cfg: crate::config::Config, rt: &tokio::runtime::Runti
 /// A memory figure of this process from /proc/self/status (Linux), in MiB: `VmHWM` (peak
 /// resident) or `VmRSS` (resident now).
 fn status_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_mib("self", field)
+}
+
+/// [`status_mib`] of the process `pid` (`self` for this one).
+fn proc_status_mib(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

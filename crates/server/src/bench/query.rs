@@ -206,31 +206,21 @@ pub(super) fn cases(start: DateTime<Utc>, cols: &PropertyColumns) -> Vec<Case> {
     let last_day = end - Duration::days(1);
     let cur_start = end - Duration::days(30);
     let prev_start = end - Duration::days(60);
+    let trend = |name, tenant| Case {
+        name,
+        tenant,
+        model: Model::Insight,
+        raw_cols: vec![1],
+        query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
+                      "date_range": {"start": date(start), "end": date(last_day)}}),
+        raw: "SELECT epoch_us(date_trunc('day', ts)) AS d, count(*)::DOUBLE FROM events \
+              WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1"
+            .into(),
+        raw_params: vec![text(tenant), micros(start), micros(end)],
+    };
     vec![
-        Case {
-            name: "daily trend (events, 90 days)",
-            tenant: TENANT,
-            model: Model::Insight,
-            raw_cols: vec![1],
-            query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
-                          "date_range": {"start": date(start), "end": date(last_day)}}),
-            raw: "SELECT epoch_us(date_trunc('day', ts)) AS d, count(*)::DOUBLE FROM events \
-                  WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1"
-                .into(),
-            raw_params: vec![text(TENANT), micros(start), micros(end)],
-        },
-        Case {
-            name: "daily trend of a small tenant (10k events among 10M)",
-            tenant: SMALL_TENANT,
-            model: Model::Insight,
-            raw_cols: vec![1],
-            query: json!({"kind": "trend", "series": ["events"], "granularity": "day",
-                          "date_range": {"start": date(start), "end": date(last_day)}}),
-            raw: "SELECT epoch_us(date_trunc('day', ts)) AS d, count(*)::DOUBLE FROM events \
-                  WHERE tenant_id = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1"
-                .into(),
-            raw_params: vec![text(SMALL_TENANT), micros(start), micros(end)],
-        },
+        trend("daily trend (events, 90 days)", TENANT),
+        trend("daily trend of a small tenant (10k events among 10M)", SMALL_TENANT),
         Case {
             name: "breakdown by properties.page (top 100)",
             tenant: TENANT,

@@ -59,15 +59,7 @@ impl Served {
 
     /// A figure from the service's /proc status, in MiB.
     fn status_mib(&self, field: &str) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.proc.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map(|kib| kib / 1024.0)
-            .unwrap_or(f64::NAN)
+        super::proc_status_mib(&self.proc.id().to_string(), field)
     }
 
     /// Stops it as an operator would (SIGTERM) and waits for it to finish.

@@ -38,13 +38,18 @@ pub enum IngestError {
 }
 
 impl IngestError {
-    /// A sink's error: a refusal for now, or a failure.
+    /// A sink's error: a refusal for now, or a failure (with its whole chain of causes).
     fn of(e: &anyhow::Error) -> IngestError {
         match e.downcast_ref::<crate::store::WriteRefused>() {
             Some(r) => IngestError::Refused(r.to_string()),
-            None => IngestError::Failed(e.to_string()),
+            None => IngestError::Failed(format!("{e:#}")),
         }
     }
+}
+
+/// True when the store refused the write for now ([`crate::store::WriteRefused`]).
+fn is_refusal(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::store::WriteRefused>().is_some()
 }
 
 /// Turns a validated event into the row the writer appends. Serialization happens here,
@@ -179,10 +184,7 @@ impl Ingestor {
             mpsc::error::TrySendError::Closed(_) => IngestError::Closed,
         })?;
         match wait.await {
-            Ok(r) => r.map_err(|e| match IngestError::of(&e) {
-                IngestError::Failed(_) => IngestError::Failed(format!("{e:#}")),
-                refused => refused,
-            }),
+            Ok(r) => r.map_err(|e| IngestError::of(&e)),
             Err(_) => Err(IngestError::Closed),
         }
     }
@@ -287,7 +289,7 @@ fn commit_group(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, jobs: 
                 let _ = job.reply.send(Ok(()));
             }
         }
-        Err(e) if jobs.len() > 1 && e.downcast_ref::<crate::store::WriteRefused>().is_none() => {
+        Err(e) if jobs.len() > 1 && !is_refusal(&e) => {
             // One request's rows may be what failed; retry each alone so that the
             // others still land and only the culprit hears of it.
             tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing requests one by one");
@@ -322,7 +324,7 @@ fn commit_one(sink: &mut impl EventSink, keeper: &mut dyn AnswerKeeper, job: Job
 
 /// A refusal for now (a full disk) is a warning; any other failure an error.
 fn log_failure(e: &anyhow::Error) {
-    if e.downcast_ref::<crate::store::WriteRefused>().is_some() {
+    if is_refusal(e) {
         tracing::warn!(error = %e, "commit refused");
     } else {
         tracing::error!(error = %e, "commit failed");

@@ -9,15 +9,27 @@ use std::time::{Duration, Instant};
 struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `mb` MB, or answers None where mounting is not allowed (not root).
+    /// Mounts a tmpfs of `mb` MB, or answers None (and says the test is skipped) where
+    /// mounting is not allowed (not root).
     fn mount(mb: u32) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().unwrap().keep();
         let ok = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs", dir.to_str().unwrap()])
             .status()
             .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: mounting a tmpfs needs root; this test runs in CI, which is root");
+        }
         ok.then_some(Tmpfs(dir))
     }
+}
+
+/// Posts a batch as an admin; answers the status, the `Retry-After` header and the body.
+async fn post_batch(client: &reqwest::Client, base: &str, body: Value) -> (u16, Option<String>, Value) {
+    let r = client.post(format!("{base}/api/v1/analytics/events/batch")).bearer_auth(admin()).json(&body);
+    let r = r.send().await.unwrap();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), retry, r.json::<Value>().await.unwrap_or_default())
 }
 
 impl Drop for Tmpfs {
@@ -28,24 +40,14 @@ impl Drop for Tmpfs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_stop_over_a_full_disk_and_resume_when_space_returns() {
-    let Some(fs) = Tmpfs::mount(48) else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root; this test runs in CI, which is root");
-        return;
-    };
+    let Some(fs) = Tmpfs::mount(48) else { return };
     let data = fs.0.join("data");
     let env = [("SIGHTLINE_MIN_FREE_DISK_MB", "16"), ("SIGHTLINE_LIMIT_BATCH", "off")];
     let child = Child::start(&["--data-dir", data.to_str().unwrap()], &env).await;
     let base = format!("http://{}", child.addr);
     let client = reqwest::Client::new();
     let batch = |from: usize| json!({"events": (from..from + 200).map(|i| json!({"event_name": "d", "event_id": format!("d{i}")})).collect::<Vec<_>>()});
-    let post = |from: usize| {
-        let r = client.post(format!("{base}/api/v1/analytics/events/batch")).bearer_auth(admin()).json(&batch(from));
-        async move {
-            let r = r.send().await.unwrap();
-            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-            (r.status().as_u16(), retry, r.json::<Value>().await.unwrap_or_default())
-        }
-    };
+    let post = |from: usize| post_batch(&client, &base, batch(from));
     let get = |path: &'static str| {
         let r = client.get(format!("{base}{path}")).bearer_auth(admin());
         async move {
@@ -119,10 +121,7 @@ async fn writes_stop_over_a_full_disk_and_resume_when_space_returns() {
 /// there once, and resending them all stores nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_invalidated_by_a_full_disk_is_opened_again_without_a_restart() {
-    let Some(fs) = Tmpfs::mount(48) else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root; this test runs in CI, which is root");
-        return;
-    };
+    let Some(fs) = Tmpfs::mount(48) else { return };
     let data = fs.0.join("data");
     let env = [
         ("SIGHTLINE_MIN_FREE_DISK_MB", "0"),
@@ -140,14 +139,7 @@ async fn a_database_invalidated_by_a_full_disk_is_opened_again_without_a_restart
             .collect();
         json!({ "events": events })
     };
-    let post = |from: usize| {
-        let r = client.post(format!("{base}/api/v1/analytics/events/batch")).bearer_auth(admin()).json(&batch(from));
-        async move {
-            let r = r.send().await.unwrap();
-            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-            (r.status().as_u16(), retry, r.json::<Value>().await.unwrap_or_default())
-        }
-    };
+    let post = |from: usize| post_batch(&client, &base, batch(from));
     let count = || {
         let r = client.get(format!("{base}/api/v1/analytics/events?event_name=f&page=1&limit=1")).bearer_auth(admin());
         async move {

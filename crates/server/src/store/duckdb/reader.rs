@@ -30,13 +30,22 @@ pub(super) struct Pool {
 }
 
 /// A pooled connection and the generation of the database it belongs to.
-pub(super) struct Pooled {
-    pub(super) conn: Connection,
+struct Pooled {
+    conn: Connection,
     generation: u64,
 }
 
 impl Pool {
-    pub(super) fn take(&self) -> anyhow::Result<Pooled> {
+    /// Runs `f` on a pooled connection and gives it back; an invalidated database's error
+    /// becomes [`StoreError::Reopening`].
+    pub(super) fn with<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> StoreResult<T> {
+        let pooled = self.take().map_err(|e| read_error(self, e))?;
+        let out = f(&pooled.conn).map_err(|e| read_error(self, e));
+        self.give_back(pooled);
+        out
+    }
+
+    fn take(&self) -> anyhow::Result<Pooled> {
         if let Some((generation, conn)) = self.idle.lock().expect("pool lock").pop() {
             return Ok(Pooled { conn, generation });
         }
@@ -46,7 +55,7 @@ impl Pool {
 
     /// Keeps `c` for the next reader, unless the database was opened again since it was
     /// taken: a connection to the old one is closed.
-    pub(super) fn give_back(&self, c: Pooled) {
+    fn give_back(&self, c: Pooled) {
         let mut idle = self.idle.lock().expect("pool lock");
         if c.generation == self.generation.load(Ordering::Acquire) {
             idle.push((c.generation, c.conn));
@@ -82,7 +91,7 @@ pub(super) fn is_invalidated(e: &anyhow::Error) -> bool {
 
 /// A reader's error, with DuckDB's invalidated database told apart: the writer opens it
 /// again, and until then readers hear that the store is reopening.
-pub(super) fn read_error(pool: &Pool, e: anyhow::Error) -> StoreError {
+fn read_error(pool: &Pool, e: anyhow::Error) -> StoreError {
     if is_invalidated(&e) {
         pool.mark_broken();
         tracing::warn!(error = %e, "a read found the analytics store invalidated");
@@ -121,10 +130,7 @@ impl DuckReader {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _g = span.enter();
-            let pooled = pool.take().map_err(|e| read_error(&pool, e))?;
-            let out = f(&pooled.conn).map_err(|e| read_error(&pool, e));
-            pool.give_back(pooled);
-            out
+            pool.with(f)
         })
         .await
         .map_err(|e| StoreError::Backend(e.into()))?

@@ -1,7 +1,7 @@
 //! Runs compiled analyses on a pooled reader connection under a time limit: past it, the
 //! query is interrupted (DuckDB stops at its next check) and the caller hears `Timeout`.
 
-use super::reader::{DuckReader, read_error, to_duck};
+use super::reader::{DuckReader, to_duck};
 use crate::store::{QueryRunner, SqlAnswer, StoreError, StoreResult};
 use async_trait::async_trait;
 use duckdb::params_from_iter;
@@ -25,11 +25,10 @@ impl DuckReader {
         let started = std::time::Instant::now();
         let mut task = tokio::task::spawn_blocking(move || {
             let _g = span.enter();
-            let pooled = pool.take().map_err(|e| read_error(&pool, e))?;
-            *slot.lock().expect("interrupt slot") = Some(pooled.conn.interrupt_handle());
-            let out = work(&pooled.conn).map_err(|e| read_error(&pool, e));
-            pool.give_back(pooled);
-            out
+            pool.with(|conn| {
+                *slot.lock().expect("interrupt slot") = Some(conn.interrupt_handle());
+                work(conn)
+            })
         });
         let out = match tokio::time::timeout(limit, &mut task).await {
             Ok(joined) => joined.map_err(|e| StoreError::Backend(e.into()))?.map_err(out_of_memory),
